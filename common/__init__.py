@@ -1,0 +1,1 @@
+"""Code every service shares: settings, the bus contract, Redis, health, logging, lifecycle."""

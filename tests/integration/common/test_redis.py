@@ -1,0 +1,96 @@
+"""The embedded Redis server and the connection helpers, against real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from common.embedded_redis import EmbeddedRedis, free_port
+from common.redis_conn import RedisUnavailable, connect, redact_url
+
+pytestmark = pytest.mark.integration
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+def test_embedded_redis_starts_on_free_port_and_stops_cleanly() -> None:
+    server = EmbeddedRedis().start()
+    port = server.port
+    assert _port_open(port)
+    server.stop()
+    server.stop()  # twice is fine
+    assert not _port_open(port)
+
+
+async def test_appendonly_persists_in_given_directory(tmp_path: Path) -> None:
+    with EmbeddedRedis(appendonly_dir=tmp_path) as server:
+        client = aioredis.Redis.from_url(server.url)
+        await client.set("k", "v")
+        await client.aclose()
+    assert any(p.name.startswith("appendonly") for p in tmp_path.iterdir())
+    with EmbeddedRedis(appendonly_dir=tmp_path) as server:
+        client = aioredis.Redis.from_url(server.url)
+        assert await client.get("k") == b"v"
+        await client.aclose()
+
+
+async def test_password_in_url() -> None:
+    with EmbeddedRedis(password="pa55-word") as server:
+        client = await connect(server.url, timeout=5)
+        assert await client.ping()
+        await client.aclose()
+        bad = f"redis://:wrong@127.0.0.1:{server.port}/0"
+        with pytest.raises(Exception) as info:
+            c = await connect(bad, timeout=1)
+            await c.aclose()
+        assert "pa55-word" not in str(info.value)
+    assert redact_url("redis://u:pa55@h:1/0") == "redis://u:***@h:1/0"
+    assert redact_url("redis://h:1/0") == "redis://h:1/0"
+
+
+async def test_connect_waits_for_a_server_that_starts_late() -> None:
+    port = free_port()
+    server = EmbeddedRedis(port)
+
+    async def start_later() -> None:
+        await asyncio.sleep(0.6)
+        await asyncio.to_thread(server.start)
+
+    starter = asyncio.create_task(start_later())
+    try:
+        client = await connect(f"redis://127.0.0.1:{port}/0", timeout=10)
+        assert await client.ping()
+        await client.aclose()
+    finally:
+        await starter
+        server.stop()
+
+
+async def test_connect_gives_up_with_a_clear_error() -> None:
+    with pytest.raises(RedisUnavailable) as info:
+        await connect(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
+    assert "not reachable" in str(info.value)
+
+
+async def test_client_reconnects_after_server_restart() -> None:
+    port = free_port()
+    server = EmbeddedRedis(port).start()
+    client = await connect(server.url, timeout=5)
+    await client.set("a", "1")
+    server.stop()
+    server = EmbeddedRedis(port).start()
+    try:
+        assert await client.ping()  # the retry policy reconnects on the next command
+    finally:
+        await client.aclose()
+        server.stop()
