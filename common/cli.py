@@ -1,4 +1,9 @@
-"""The ``speech-pipeline`` command: ``up`` runs the whole stack on this machine."""
+"""The ``speech-pipeline`` command.
+
+``up`` runs the whole stack on this machine until Ctrl+C; ``demo`` runs it, streams the
+bundled demo speech through it with ``demos/demo_client.py``, prints the transcripts and
+figures, and stops it (this is ``make run``).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,11 @@ import sys
 from collections.abc import Sequence
 
 from common.logs import setup_logging
-from common.runner import StackOptions, run_stack
+from common.runner import StackOptions, run_demo, run_stack
 
 
-def _up(args: argparse.Namespace) -> int:
-    setup_logging(os.environ.get("LOG_LEVEL", "INFO").upper(), os.environ.get("LOG_FORMAT", "text"), "up")
-    options = StackOptions(
+def _options(args: argparse.Namespace) -> StackOptions:
+    return StackOptions(
         stt_workers=args.stt_workers,
         translation_workers=args.translation_workers,
         redis_url=args.redis_url or os.environ.get("REDIS_URL") or None,
@@ -25,23 +29,40 @@ def _up(args: argparse.Namespace) -> int:
         translation_health_port=args.translation_health_port,
         ready_timeout=args.ready_timeout,
     )
-    return asyncio.run(run_stack(options))
+
+
+def _up(args: argparse.Namespace) -> int:
+    setup_logging(os.environ.get("LOG_LEVEL", "INFO").upper(), os.environ.get("LOG_FORMAT", "text"), "up")
+    return asyncio.run(run_stack(_options(args)))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    setup_logging(os.environ.get("LOG_LEVEL", "WARNING").upper(), os.environ.get("LOG_FORMAT", "text"), "demo")
+    return asyncio.run(run_demo(_options(args), args.client_args))
+
+
+def _add_stack_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stt-workers", type=int, default=1, metavar="N")
+    parser.add_argument("--translation-workers", type=int, default=1, metavar="M")
+    parser.add_argument("--redis-url", default=None, help="use this Redis instead of the embedded one")
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="bind address")
+    parser.add_argument("--gateway-port", type=int, default=int(os.environ.get("GATEWAY_PORT", 5026)))
+    parser.add_argument("--gateway-health-port", type=int, default=8080, help="0 = any free port")
+    parser.add_argument("--stt-health-port", type=int, default=8081, help="first STT worker; 0 = any")
+    parser.add_argument("--translation-health-port", type=int, default=8082, help="first one; 0 = any")
+    parser.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for /ready")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speech-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run Redis, a gateway and workers on this machine")
-    up.add_argument("--stt-workers", type=int, default=1, metavar="N")
-    up.add_argument("--translation-workers", type=int, default=1, metavar="M")
-    up.add_argument("--redis-url", default=None, help="use this Redis instead of the embedded one")
-    up.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="bind address")
-    up.add_argument("--gateway-port", type=int, default=int(os.environ.get("GATEWAY_PORT", 5026)))
-    up.add_argument("--gateway-health-port", type=int, default=8080, help="0 = any free port")
-    up.add_argument("--stt-health-port", type=int, default=8081, help="first STT worker; 0 = any")
-    up.add_argument("--translation-health-port", type=int, default=8082, help="first one; 0 = any")
-    up.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for /ready")
+    _add_stack_args(up)
     up.set_defaults(func=_up)
+    demo = sub.add_parser("demo", help="run the stack, stream demo speech through it, stop")
+    _add_stack_args(demo)
+    demo.add_argument("client_args", nargs=argparse.REMAINDER, help="passed to demos/demo_client.py")
+    demo.set_defaults(func=_demo)
     return parser
 
 

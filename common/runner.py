@@ -254,3 +254,37 @@ async def run_stack(options: StackOptions) -> int:
         await supervisor.stop()
         log.info("stack stopped in %.1fs", time.monotonic() - stopped)
     return code
+
+
+async def run_demo(options: StackOptions, client_args: list[str]) -> int:
+    """Bring the stack up, run the demo client against it, bring it down; the client's code."""
+    from pathlib import Path
+
+    supervisor = Supervisor(options)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, supervisor.request_stop)
+    try:
+        started = time.monotonic()
+        print("starting the pipeline (Redis, gateway, STT worker, translation worker)...", flush=True)
+        await supervisor.start()
+        await supervisor.wait_ready()
+        print(supervisor.summary(), flush=True)
+        print(f"ready in {time.monotonic() - started:.1f}s\n", flush=True)
+        client = Path(__file__).resolve().parent.parent / "demos" / "demo_client.py"
+        args = [sys.executable, str(client), "--url", f"ws://127.0.0.1:{supervisor.gateway_port}/",
+                "--show-transcripts", *client_args]
+        proc = await asyncio.create_subprocess_exec(*args)
+        waiter = asyncio.create_task(proc.wait())
+        stop = asyncio.create_task(supervisor._stopping.wait())
+        done, _ = await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if waiter not in done:
+            proc.terminate()
+            await proc.wait()
+        stop.cancel()
+        return proc.returncode or 0
+    except TimeoutError as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        await supervisor.stop()

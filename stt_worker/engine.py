@@ -1,0 +1,479 @@
+"""faster-whisper inference for the STT worker: one model, loaded once, synchronous calls.
+
+The worker's asyncio shell calls :meth:`WhisperEngine.transcribe` /
+:meth:`WhisperEngine.transcribe_batch` from a thread (``asyncio.to_thread``); nothing here
+knows about Redis or asyncio.  Calls are serialised by a lock: one CTranslate2 model with
+``num_workers=1`` runs one inference at a time anyway, and the lock keeps the
+feature extractor (which has mutable state) safe.
+
+Finals and partials are decoded differently (decided here, documented in the README):
+
+* **final**: ``beam_size`` (``BEAM_SIZE``, default 5) with Whisper's temperature fallback,
+  Silero ``vad_filter`` when ``VAD_FILTER`` is on, word timestamps on request, the
+  previous final of the session as the prompt.
+* **partial**: greedy (beam 1), no temperature fallback, no VAD filter, no timestamps of
+  any kind.  A partial is replaced by the next one within a second, so speed matters more
+  than the last point of accuracy; this makes a partial roughly 2-4x cheaper.
+
+English-only models (``*.en``) are never asked to detect a language: the answer is "en"
+with probability 1.
+
+Batching: :meth:`transcribe_batch` stacks the log-Mel features of up to N utterances
+(each at most 30 s, no word timestamps) into one CTranslate2 ``encode`` and one
+``generate`` call, with per-utterance language and prompt.  Whether that beats a
+sequential loop depends on the hardware; ``EngineOptions.batched`` selects the path
+and ``python -m stt_worker.bench`` measures both.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stt_worker.guards import (
+    GuardOptions,
+    compression_ratio,
+    judge_segment,
+    normalize_audio,
+    rms_dbfs,
+)
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+#: Whisper's window; longer utterances go through the sequential (seeking) path.
+MAX_BATCH_SECONDS = 30.0
+#: Token budget: BASE_NEW_TOKENS + TOKENS_PER_SECOND * seconds, at most MAX_NEW_TOKENS
+#: (448-token context minus the longest prompt faster-whisper builds: 223 + 5).
+BASE_NEW_TOKENS = 20
+TOKENS_PER_SECOND = 15
+MAX_NEW_TOKENS = 218
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to load and run the model (from the worker's settings)."""
+
+    #: A directory (use ``stt_worker.models.resolve_model`` first) or a faster-whisper name.
+    model: str
+    device: str = "auto"  # auto | cuda | cpu
+    compute_type: str = "auto"  # auto -> float16 on CUDA, int8 on CPU
+    cpu_threads: int = 0  # 0 = CTranslate2's default
+    num_workers: int = 1
+    beam_size: int = 5
+    vad_filter: bool = True
+    normalize_audio: bool = False
+    #: Run :meth:`WhisperEngine.transcribe_batch` as one batched inference (True) or as a
+    #: sequential loop (False).  Default False: on the 2-core CPU it was measured no faster
+    #: (see the benchmark figures in the README); set True on GPUs.
+    batched: bool = False
+    guards: GuardOptions = field(default_factory=GuardOptions)
+
+
+@dataclass(frozen=True)
+class TranscribeRequest:
+    """One utterance: float32 mono 16 kHz samples in [-1, 1]."""
+
+    audio: np.ndarray
+    language: str | None = None  # ISO 639-1 hint, None = detect
+    prompt: str | None = None  # previous final of the session, for context
+    word_timestamps: bool = False
+    partial: bool = False
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word with times in seconds from the start of the utterance."""
+
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The engine's answer for one request; ``text`` is "" when everything was dropped."""
+
+    text: str
+    language: str
+    language_probability: float
+    words: list[Word] | None
+    inference_seconds: float
+    no_speech_prob: float
+    avg_logprob: float
+    #: Why (part of) the text was removed: silence, no_speech, silence_phrase, repetition,
+    #: vad_no_speech; None when the text is complete.
+    dropped_reason: str | None = None
+    duration: float = 0.0
+
+
+@dataclass
+class _Decoded:
+    """Intermediate per-segment values before the guards."""
+
+    text: str
+    no_speech_prob: float
+    avg_logprob: float
+    words: list[Word] = field(default_factory=list)
+
+
+def max_new_tokens(duration: float) -> int:
+    """Token budget for an utterance of ``duration`` seconds (per 30 s window).
+
+    Real speech stays well under ``TOKENS_PER_SECOND``; a decode that needs more is a
+    hallucination loop, and the cap also bounds the time one loop can waste (each
+    temperature fallback decodes again).  Never above what fits beside the longest
+    prompt in Whisper's 448-token context.
+    """
+    window = min(max(duration, 0.0), MAX_BATCH_SECONDS)
+    return int(min(MAX_NEW_TOKENS, BASE_NEW_TOKENS + TOKENS_PER_SECOND * window))
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when CTranslate2 sees a GPU, else ``cpu``."""
+    if device != "auto":
+        return device
+    import ctranslate2
+
+    try:
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    except RuntimeError:
+        log.info("CUDA probe failed; using the CPU", exc_info=True)
+        return "cpu"
+
+
+def resolve_compute_type(compute_type: str, device: str) -> str:
+    """``auto`` -> float16 on CUDA, int8 on CPU (the issue's rule, not CTranslate2's)."""
+    if compute_type != "auto":
+        return compute_type
+    return "float16" if device == "cuda" else "int8"
+
+
+class WhisperEngine:
+    """A loaded faster-whisper model with the project's decoding policy and guards."""
+
+    def __init__(self, options: EngineOptions) -> None:
+        from faster_whisper import WhisperModel
+
+        self.options = options
+        self.device = resolve_device(options.device)
+        self.compute_type = resolve_compute_type(options.compute_type, self.device)
+        started = time.perf_counter()
+        self._model = WhisperModel(
+            options.model,
+            device=self.device,
+            compute_type=self.compute_type,
+            cpu_threads=options.cpu_threads,
+            num_workers=options.num_workers,
+            local_files_only=True,  # resolution (and any download) happened before
+        )
+        self.load_seconds = time.perf_counter() - started
+        self.multilingual: bool = bool(self._model.model.is_multilingual)
+        self._languages: frozenset[str] = frozenset(self._model.supported_languages)
+        self._lock = threading.Lock()
+        log.info(
+            "loaded model %s on %s/%s (threads=%d, multilingual=%s) in %.2fs",
+            options.model,
+            self.device,
+            self.compute_type,
+            options.cpu_threads,
+            self.multilingual,
+            self.load_seconds,
+        )
+
+    # ------------------------------------------------------------------ public
+
+    def transcribe(self, req: TranscribeRequest) -> Transcript:
+        """Transcribe one utterance (any length) with the final/partial policy."""
+        with self._lock:
+            return self._transcribe_one(req)
+
+    def transcribe_batch(self, reqs: Sequence[TranscribeRequest], *, batched: bool | None = None) -> list[Transcript]:
+        """Transcribe several utterances; results in request order.
+
+        When batched (``batched``, default ``options.batched``) the eligible requests
+        (<= 30 s, no word timestamps) share one encode/generate call; the rest, and every
+        request otherwise, run one by one.
+        """
+        if not reqs:
+            return []
+        use_batch = self.options.batched if batched is None else batched
+        with self._lock:
+            if not use_batch or len(reqs) == 1:
+                return [self._transcribe_one(r) for r in reqs]
+            return self._transcribe_batched(reqs)
+
+    # ------------------------------------------------------------- internals
+
+    def _prepare(self, req: TranscribeRequest) -> tuple[np.ndarray, float, str | None]:
+        """Normalise the input; return (audio, input RMS dBFS, early drop reason)."""
+        audio = np.asarray(req.audio, dtype=np.float32).reshape(-1)
+        level = rms_dbfs(audio)
+        if audio.size == 0 or level < self.options.guards.silence_rms_dbfs:
+            return audio, level, "silence"
+        if self.options.normalize_audio:
+            audio = normalize_audio(audio)
+        return audio, level, None
+
+    def _language_arg(self, req: TranscribeRequest) -> str | None:
+        """The language to force, or None to detect ("auto", "" and unknown codes detect)."""
+        if not self.multilingual:
+            return "en"
+        lang = (req.language or "").strip().lower()
+        if lang in ("", "auto"):
+            return None
+        if lang not in self._languages:
+            log.warning("language hint %r is not supported by the model; detecting", lang)
+            return None
+        return lang
+
+    def _empty(self, req: TranscribeRequest, reason: str, started: float, duration: float) -> Transcript:
+        lang = self._language_arg(req) or ""
+        return Transcript(
+            text="",
+            language=lang,
+            language_probability=1.0 if lang else 0.0,
+            words=[] if req.word_timestamps else None,
+            inference_seconds=time.perf_counter() - started,
+            no_speech_prob=1.0,
+            avg_logprob=0.0,
+            dropped_reason=reason,
+            duration=duration,
+        )
+
+    def _transcribe_one(self, req: TranscribeRequest) -> Transcript:
+        started = time.perf_counter()
+        audio, level, early = self._prepare(req)
+        duration = audio.size / SAMPLE_RATE
+        if early is not None:
+            return self._empty(req, early, started, duration)
+        kwargs: dict[str, object]
+        if req.partial:
+            kwargs = {
+                "beam_size": 1,
+                "best_of": 1,
+                "temperature": 0.0,
+                "without_timestamps": True,
+                "word_timestamps": False,
+                "vad_filter": False,
+            }
+        else:
+            kwargs = {
+                "beam_size": self.options.beam_size,
+                "word_timestamps": req.word_timestamps,
+                "vad_filter": self.options.vad_filter,
+            }
+        segments, info = self._model.transcribe(
+            audio,
+            max_new_tokens=max_new_tokens(duration),
+            language=self._language_arg(req),
+            initial_prompt=req.prompt or None,
+            # The prompt carries the context; conditioning inside one utterance only
+            # feeds repetition loops.
+            condition_on_previous_text=False,
+            # Our guards drop a no-speech segment; faster-whisper's own check would hide
+            # it from us silently, so its thresholds stay as Whisper's (same values).
+            no_speech_threshold=self.options.guards.no_speech_threshold,
+            log_prob_threshold=self.options.guards.logprob_threshold,
+            compression_ratio_threshold=self.options.guards.compression_ratio_threshold,
+            **kwargs,
+        )
+        decoded: list[_Decoded] = []
+        for seg in segments:  # a generator: decoding happens here
+            words = [Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in (seg.words or [])]
+            decoded.append(_Decoded(seg.text, seg.no_speech_prob, seg.avg_logprob, words))
+        vad_removed_all = (
+            not req.partial and self.options.vad_filter and getattr(info, "duration_after_vad", duration) == 0
+        )
+        return self._assemble(
+            req,
+            decoded,
+            language=info.language,
+            language_probability=float(info.language_probability),
+            level=level,
+            started=started,
+            duration=duration,
+            # No segment at all without VAD: faster-whisper skipped every window as
+            # no-speech (its check is the same rule as ours).
+            empty_reason="vad_no_speech" if vad_removed_all else "no_speech",
+            detected=self._language_arg(req) is None,
+        )
+
+    def _assemble(
+        self,
+        req: TranscribeRequest,
+        decoded: Sequence[_Decoded],
+        *,
+        language: str,
+        language_probability: float,
+        level: float,
+        started: float,
+        duration: float,
+        empty_reason: str,
+        detected: bool,
+    ) -> Transcript:
+        texts: list[str] = []
+        words: list[Word] = []
+        reasons: list[str] = []
+        kept_no_speech: list[float] = []
+        kept_logprob: list[float] = []
+        for seg in decoded:
+            verdict = judge_segment(
+                seg.text,
+                no_speech_prob=seg.no_speech_prob,
+                avg_logprob=seg.avg_logprob,
+                input_rms_dbfs=level,
+                options=self.options.guards,
+                language_probability=language_probability if detected else None,
+            )
+            if verdict.dropped_reason is not None:
+                reasons.append(verdict.dropped_reason)
+                log.debug("dropped segment %r: %s", seg.text, verdict.dropped_reason)
+                continue
+            if verdict.collapsed_repetition:
+                reasons.append("repetition")
+            texts.append(verdict.text)
+            kept_no_speech.append(seg.no_speech_prob)
+            kept_logprob.append(seg.avg_logprob)
+            # Word timings of a collapsed segment would no longer match its text.
+            if not verdict.collapsed_repetition:
+                words.extend(seg.words)
+        text = " ".join(t for t in texts if t).strip()
+        if not decoded:
+            reasons.append(empty_reason)
+        all_segments = decoded or [_Decoded("", 1.0, 0.0)]
+        return Transcript(
+            text=text,
+            language=language,
+            language_probability=language_probability,
+            words=words if req.word_timestamps else None,
+            inference_seconds=time.perf_counter() - started,
+            no_speech_prob=float(
+                min(kept_no_speech) if kept_no_speech else max(s.no_speech_prob for s in all_segments)
+            ),
+            avg_logprob=float(
+                np.mean(kept_logprob) if kept_logprob else np.mean([s.avg_logprob for s in all_segments])
+            ),
+            dropped_reason=reasons[0] if reasons else None,
+            duration=duration,
+        )
+
+    def _needs_fallback(self, text: str, no_speech_prob: float, avg_logprob: float) -> bool:
+        return _needs_fallback_impl(self.options.guards, text, no_speech_prob, avg_logprob)
+
+    def _transcribe_batched(self, reqs: Sequence[TranscribeRequest]) -> list[Transcript]:
+        """One encode + one generate over the eligible requests (see module docstring)."""
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+
+        started = time.perf_counter()
+        results: list[Transcript | None] = [None] * len(reqs)
+        batch: list[tuple[int, np.ndarray, float, float]] = []
+        for i, req in enumerate(reqs):
+            audio, level, early = self._prepare(req)
+            duration = audio.size / SAMPLE_RATE
+            if early is not None:
+                results[i] = self._empty(req, early, started, duration)
+                continue
+            if req.word_timestamps or duration > MAX_BATCH_SECONDS:
+                results[i] = self._transcribe_one(req)
+                continue
+            if not req.partial and self.options.vad_filter:
+                chunks = get_speech_timestamps(audio, VadOptions())
+                if not chunks:
+                    results[i] = self._empty(req, "vad_no_speech", started, duration)
+                    continue
+                audio = np.concatenate(collect_chunks(audio, chunks)[0], axis=0)
+            batch.append((i, audio, level, duration))
+        if batch:
+            model = self._model
+            feats = np.stack([pad_or_trim(model.feature_extractor(audio)) for _, audio, _, _ in batch]).astype(
+                np.float32
+            )
+            encoder_output = model.encode(feats)
+            languages: list[tuple[str, float]] = []
+            detections = (
+                model.model.detect_language(encoder_output)
+                if self.multilingual and any(self._language_arg(reqs[i]) is None for i, _, _, _ in batch)
+                else None
+            )
+            prompts: list[list[int]] = []
+            tokenizers = []
+            for j, (i, _, _, _) in enumerate(batch):
+                req = reqs[i]
+                lang = self._language_arg(req)
+                prob = 1.0
+                if lang is None and detections is not None:
+                    token, prob = detections[j][0]
+                    lang = token[2:-2]
+                lang = lang or "en"
+                languages.append((lang, float(prob)))
+                tok = Tokenizer(
+                    model.hf_tokenizer,
+                    self.multilingual,
+                    task="transcribe",
+                    language=lang,
+                )
+                tokenizers.append(tok)
+                previous = tok.encode(" " + req.prompt.strip()) if req.prompt else []
+                prompts.append(model.get_prompt(tok, previous, without_timestamps=True))
+            beam = 1 if all(reqs[i].partial for i, _, _, _ in batch) else self.options.beam_size
+            generated = model.model.generate(
+                encoder_output,
+                prompts,
+                beam_size=beam,
+                # generate() takes one max_length for the batch: the longest budget.
+                max_length=min(
+                    model.max_length,
+                    max(len(p) + max_new_tokens(d) for p, (_, _, _, d) in zip(prompts, batch, strict=True)),
+                ),
+                return_scores=True,
+                return_no_speech_prob=True,
+                suppress_blank=True,
+                suppress_tokens=[-1],
+            )
+            elapsed = time.perf_counter() - started
+            for j, (i, _, level, duration) in enumerate(batch):
+                res = generated[j]
+                tokens = [t for t in res.sequences_ids[0] if t < tokenizers[j].eot]
+                seq_len = len(res.sequences_ids[0])
+                avg_logprob = float(res.scores[0]) * seq_len / (seq_len + 1)
+                text = tokenizers[j].decode(tokens)
+                lang, prob = languages[j]
+                if not reqs[i].partial and self._needs_fallback(text, float(res.no_speech_prob), avg_logprob):
+                    # Whisper's temperature fallback is per utterance; run this one alone.
+                    results[i] = self._transcribe_one(reqs[i])
+                    continue
+                transcript = self._assemble(
+                    reqs[i],
+                    [_Decoded(text, float(res.no_speech_prob), avg_logprob)],
+                    language=lang,
+                    language_probability=prob,
+                    level=level,
+                    started=started,
+                    duration=duration,
+                    empty_reason="empty",
+                    detected=self._language_arg(reqs[i]) is None,
+                )
+                # Every member of a batch waited for the whole batch.
+                results[i] = _with_time(transcript, elapsed)
+        return [r for r in results if r is not None]
+
+
+def _needs_fallback_impl(guards: GuardOptions, text: str, no_speech_prob: float, avg_logprob: float) -> bool:
+    if no_speech_prob > guards.no_speech_threshold and avg_logprob < guards.logprob_threshold:
+        return False  # silence: the guards drop it, a retry would not help
+    return compression_ratio(text) > guards.compression_ratio_threshold or avg_logprob < guards.logprob_threshold
+
+
+def _with_time(t: Transcript, seconds: float) -> Transcript:
+    from dataclasses import replace
+
+    return replace(t, inference_seconds=seconds)

@@ -1,0 +1,192 @@
+"""The STT worker: reads ``audio_jobs``, transcribes with faster-whisper, publishes results.
+
+Each batch from the shared consumer loop goes through the job selector (finals first; stale
+partials skipped without inference), then one inference call in a worker thread (never on
+the event loop; one batch at a time), then every result is published in one pipeline:
+``final``/``realtime`` on ``results:{session}``, and finals whose session wants a translation
+also on ``transcriptions``. Only then does the consumer acknowledge the entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from common import bus
+from common.consumer import Entry
+from common.settings import SttSettings
+from common.worker import StreamWorker
+from stt_worker import metrics
+from stt_worker.engine import EngineOptions, TranscribeRequest, Transcript, WhisperEngine
+from stt_worker.scheduling import JobDescriptor, JobSelector
+
+log = logging.getLogger(__name__)
+
+Job = tuple[bus.AudioJob, np.ndarray]
+
+
+class SttWorker(StreamWorker[Job]):
+    name = bus.STT_SERVICE
+    stream = bus.AUDIO_JOBS
+    group = bus.STT_GROUP
+
+    def __init__(self, settings: SttSettings, model_path: str) -> None:
+        super().__init__(settings)
+        self.stt_settings = settings
+        self.model_path = model_path
+        self.engine: WhisperEngine | None = None
+        self.selector = JobSelector(partial_max_age=settings.partial_max_age)
+        self._inference = asyncio.Semaphore(settings.inference_threads)
+
+    def decode(self, fields: dict[Any, Any]) -> Job:
+        return bus.decode_audio_job(fields)
+
+    def load_model(self) -> None:
+        s = self.stt_settings
+        self.engine = WhisperEngine(
+            EngineOptions(
+                model=self.model_path,
+                device=s.device,
+                compute_type=s.compute_type,
+                cpu_threads=s.cpu_threads,
+                beam_size=s.beam_size,
+                vad_filter=s.vad_filter,
+                normalize_audio=s.normalize_audio,
+            )
+        )
+        metrics.MODEL_LOAD_SECONDS.set(self.engine.load_seconds)
+
+    def health_details(self) -> dict[str, Any]:
+        return {"model": self.model_path}
+
+    async def handle(self, entries: list[Entry[Job]]) -> Sequence[str]:
+        assert self.engine is not None and self.redis is not None
+        now = time.time()
+        descriptors = [
+            JobDescriptor(
+                key=e.id,
+                kind=e.job[0].kind,
+                session_id=e.job[0].session_id,
+                utterance_index=e.job[0].utterance_index,
+                partial_seq=e.job[0].partial_seq,
+                created_at=e.job[0].created_at,
+            )
+            for e in entries
+        ]
+        selection = self.selector.select(descriptors, now)
+        by_id = {e.id: e for e in entries}
+        for skipped in selection.skipped:
+            metrics.SKIPPED_PARTIALS.labels(skipped.reason).inc()
+            metrics.JOBS.labels("partial", "skipped").inc()
+        run = [by_id[d.key] for d in selection.to_run]
+        results: list[Transcript] = []
+        if run:
+            results = await self._transcribe(run)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry, transcript in zip(run, results, strict=True):
+                self._publish(pipe, entry.job[0], transcript)
+            for skipped in selection.skipped:
+                job = by_id[skipped.key].job[0]
+                # Tell the gateway the partial slot is free again; it forwards nothing.
+                pipe.publish(bus.results_channel(job.session_id), bus.encode_result(self._skipped(job)))
+            await pipe.execute()
+        return [e.id for e in entries]
+
+    async def _transcribe(self, run: list[Entry[Job]]) -> list[Transcript]:
+        assert self.engine is not None
+        requests = [
+            TranscribeRequest(
+                audio=pcm.astype(np.float32) / 32768.0,
+                language=job.source_language,
+                prompt=job.prompt if job.kind == "final" else None,
+                word_timestamps=job.word_timestamps and job.kind == "final",
+                partial=job.kind == "partial",
+            )
+            for job, pcm in (e.job for e in run)
+        ]
+        now = time.time()
+        for job, _ in (e.job for e in run):
+            metrics.QUEUE_WAIT_SECONDS.labels(job.kind).observe(max(0.0, now - job.created_at))
+        kind = "final" if any(e.job[0].kind == "final" for e in run) else "partial"
+        metrics.BATCH_SIZE.observe(len(requests))
+        async with self._inference:
+            started = time.perf_counter()
+            try:
+                results = await asyncio.to_thread(self.engine.transcribe_batch, requests)
+            finally:
+                metrics.INFERENCE_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        for e in run:
+            metrics.JOBS.labels(e.job[0].kind, "done").inc()
+        return results
+
+    def _publish(self, pipe: Any, job: bus.AudioJob, t: Transcript) -> None:
+        channel = bus.results_channel(job.session_id)
+        if job.kind == "partial":
+            partial = bus.PartialResult(
+                session_id=job.session_id,
+                segment_id=job.segment_id,
+                utterance_index=job.utterance_index,
+                partial_seq=job.partial_seq,
+                text=t.text,
+                language=t.language,
+                worker=self.worker_name,
+                inference_seconds=round(t.inference_seconds, 4),
+            )
+            pipe.publish(channel, bus.encode_result(partial))
+            return
+        wants_translation = bool(job.target_language and t.text.strip())
+        final = bus.FinalResult(
+            session_id=job.session_id,
+            segment_id=job.segment_id,
+            utterance_index=job.utterance_index,
+            text=t.text,
+            language=t.language,
+            language_probability=round(t.language_probability, 4),
+            start=job.start,
+            end=job.end,
+            words=[
+                bus.Word(word=w.word, start=round(job.start + w.start, 3), end=round(job.start + w.end, 3),
+                         probability=round(w.probability, 4))
+                for w in t.words
+            ]
+            if t.words
+            else None,
+            worker=self.worker_name,
+            inference_seconds=round(t.inference_seconds, 4),
+            speech_end_at=job.speech_end_at,
+            translation_expected=wants_translation,
+        )
+        pipe.publish(channel, bus.encode_result(final))
+        if wants_translation:
+            assert job.target_language is not None
+            pipe.xadd(
+                bus.TRANSCRIPTIONS,
+                bus.encode_transcription_job(
+                    bus.TranscriptionJob(
+                        session_id=job.session_id,
+                        segment_id=job.segment_id,
+                        utterance_index=job.utterance_index,
+                        text=t.text,
+                        source_language=t.language,
+                        target_language=job.target_language,
+                        created_at=time.time(),
+                        speech_end_at=job.speech_end_at,
+                    )
+                ),
+            )
+
+    def _skipped(self, job: bus.AudioJob) -> bus.PartialResult:
+        return bus.PartialResult(
+            session_id=job.session_id,
+            segment_id=job.segment_id,
+            utterance_index=job.utterance_index,
+            partial_seq=job.partial_seq,
+            text="",
+            worker=self.worker_name,
+            skipped=True,
+        )

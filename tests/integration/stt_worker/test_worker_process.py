@@ -1,0 +1,160 @@
+"""The STT worker as a real process on a real Redis with the real tiny.en model.
+
+Covers the worker shell: consumption through the group, results on ``results:{session}``,
+finals with a target language on ``transcriptions``, the heartbeat, and a worker killed with
+SIGKILL in the middle of a job whose final another worker then publishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+
+from common import bus
+from common.embedded_redis import EmbeddedRedis, free_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+FIXTURES = ROOT / "tests" / "fixtures" / "stt"
+
+
+def load(name: str) -> np.ndarray:
+    with wave.open(str(FIXTURES / f"{name}.wav")) as wav:
+        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.int16)
+
+
+def start_worker(redis_url: str, index: int, **env: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    full_env = {
+        **os.environ, "REDIS_URL": redis_url, "MODEL_SIZE": "tiny.en", "HEALTH_PORT": str(port),
+        "WORKER_INDEX": str(index), "BEAM_SIZE": "1", "CLAIM_IDLE_MS": "1500", "LOG_LEVEL": "INFO", **env,
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "stt_worker"], env=full_env, cwd=ROOT)
+    return proc, port
+
+
+async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "worker exited"
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/ready") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise TimeoutError("worker not ready")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def job(session: str, index: int, pcm: np.ndarray, target: str | None = None) -> dict[bytes | str, bytes]:
+    return bus.encode_audio_job(
+        bus.AudioJob(kind="final", session_id=session, utterance_index=index,
+                     segment_id=bus.segment_id(session, index), start=0.0, end=len(pcm) / 16000,
+                     target_language=target, created_at=time.time()),
+        pcm,
+    )
+
+
+@pytest.fixture
+def server() -> EmbeddedRedis:
+    with EmbeddedRedis() as s:
+        yield s
+
+
+async def test_worker_transcribes_publishes_and_forwards_for_translation(server: EmbeddedRedis) -> None:
+    client = aioredis.Redis.from_url(server.url)
+    pubsub = client.pubsub()
+    await pubsub.subscribe(bus.results_channel("s1"))
+    proc, port = start_worker(server.url, 0)
+    try:
+        await wait_ready(port, proc)
+        beats = [k async for k in client.scan_iter("heartbeat:stt_worker:*")]
+        assert len(beats) == 1
+        await client.xadd(bus.AUDIO_JOBS, job("s1", 0, load("en_weather"), target="es"))
+        result = None
+        async with asyncio.timeout(30):
+            while result is None:
+                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if msg:
+                    result = bus.decode_result(msg["data"])
+        assert isinstance(result, bus.FinalResult)
+        assert "weather" in result.text.lower() and "sunny" in result.text.lower()
+        assert result.segment_id == "s1:0" and result.translation_expected
+        assert result.worker.endswith("-0")
+        entries = await client.xrange(bus.TRANSCRIPTIONS)
+        forwarded = bus.decode_transcription_job(entries[0][1])
+        assert forwarded.target_language == "es" and forwarded.text == result.text
+        # Acknowledged and deleted after publishing.
+        assert await client.xlen(bus.AUDIO_JOBS) == 0
+    finally:
+        stop(proc)
+        await pubsub.aclose()
+        await client.aclose()
+    assert proc.returncode == 0  # graceful SIGTERM
+
+
+async def test_sigkill_mid_job_loses_nothing(server: EmbeddedRedis) -> None:
+    client = aioredis.Redis.from_url(server.url)
+    pubsub = client.pubsub()
+    await pubsub.subscribe(bus.results_channel("k"))
+    # A long utterance (~24 s: eight clips) keeps the first worker busy long enough to kill it.
+    long_pcm = np.concatenate([load(n) for n in ("en_weather", "en_meeting", "en_train", "en_coffee") * 2])
+    a, port_a = start_worker(server.url, 0, CPU_THREADS="1", VAD_FILTER="false")
+    b = None
+    try:
+        await wait_ready(port_a, a)
+        await client.xadd(bus.AUDIO_JOBS, job("k", 0, long_pcm))
+        async with asyncio.timeout(20):
+            while True:  # wait until worker A holds the entry
+                pending = await client.xpending(bus.AUDIO_JOBS, bus.STT_GROUP)
+                if pending["pending"] == 1:
+                    break
+                await asyncio.sleep(0.02)
+        a.send_signal(signal.SIGKILL)
+        a.wait(10)
+        assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1) is None
+        b, port_b = start_worker(server.url, 1)
+        await wait_ready(port_b, b)
+        final = None
+        async with asyncio.timeout(60):
+            while final is None:
+                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if msg:
+                    final = bus.decode_result(msg["data"])
+        assert isinstance(final, bus.FinalResult) and final.segment_id == "k:0"
+        assert final.worker.endswith("-1")  # the second worker published it
+        assert "weather" in final.text.lower()
+        async with asyncio.timeout(10):
+            while await client.xlen(bus.AUDIO_JOBS):
+                await asyncio.sleep(0.1)
+    finally:
+        if b is not None:
+            stop(b)
+        stop(a)
+        await pubsub.aclose()
+        await client.aclose()
