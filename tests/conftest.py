@@ -51,7 +51,15 @@ class LocalStack:
 
 
 @pytest.fixture(scope="session")
-def local_stack(redis_server: EmbeddedRedis) -> Iterator[LocalStack]:
+def tiny_translation_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight NLLB-style CTranslate2 model (real loading and decoding code)."""
+    from translation_worker.testing import build_tiny_nllb_model
+
+    return Path(build_tiny_nllb_model(tmp_path_factory.mktemp("tiny-nllb")))
+
+
+@pytest.fixture(scope="session")
+def local_stack(redis_server: EmbeddedRedis, tiny_translation_model: Path) -> Iterator[LocalStack]:
     """The whole pipeline (gateway, STT worker with tiny.en, translation worker) as processes.
 
     It runs ``python -m common.cli up`` exactly as a user would, against the session's Redis,
@@ -71,6 +79,7 @@ def local_stack(redis_server: EmbeddedRedis) -> Iterator[LocalStack]:
         "PRE_SPEECH_BUFFER_SECONDS": "0.3",
         "LOG_LEVEL": "INFO",
         "CPU_THREADS": "2",
+        "TRANSLATION_MODEL": str(tiny_translation_model),
     }
     cmd = [
         sys.executable, "-m", "common.cli", "up",

@@ -1,0 +1,525 @@
+"""One client connection: protocol, segmenter, jobs out, results in, session state.
+
+Everything here is per connection; the few things shared by all connections of a gateway
+come in through :class:`gateway.service.GatewayContext`. The pure cores do the deciding
+(``protocol`` parses, ``Segmenter`` cuts utterances, ``PartialScheduler`` decides when a
+partial job goes, ``ResultOrderer`` puts finals and translations in utterance order); this
+class only moves data between them, the socket and Redis.
+
+Outgoing messages go through a bounded send queue drained by one sender task: a client that
+stops reading fills it and is disconnected instead of growing the gateway's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from common import bus
+from common.redis_conn import RETRYABLE
+from gateway import metrics, protocol
+from gateway.ordering import OrdererOptions, ResultOrderer
+from gateway.partials import OVERLOADED, PartialOptions, PartialScheduler
+from gateway.ratelimit import TokenBucket
+from gateway.segmenter import Segmenter, SegmenterOptions, SpeechEnded, SpeechStarted, UtteranceReady
+from gateway.service import GatewayContext
+from gateway.sessions import SessionConfig
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.1
+
+
+class Connection:
+    def __init__(self, ctx: GatewayContext, ws: ServerConnection) -> None:
+        self.ctx = ctx
+        self.ws = ws
+        s = ctx.settings
+        self.session_id = uuid.uuid4().hex
+        self.config = SessionConfig(sample_rate=s.sample_rate)
+        self.seq = 0
+        self.utterance_base = 0  # utterance indices continue across a resume
+        self.last_final = ""
+        self.next_utterance = 0  # index the next utterance of this session will get
+        self.segmenter = self._new_segmenter()
+        self.scheduler = self._new_scheduler()
+        self.orderer: ResultOrderer[dict[str, Any] | None] = ResultOrderer(OrdererOptions(s.result_wait_seconds))
+        self.rate = TokenBucket(rate=s.max_messages_per_second, burst=2 * s.max_messages_per_second)
+        self.send_queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=s.send_queue_size)
+        self.started = time.monotonic()
+        self.last_message = time.monotonic()
+        self.audio_clock = 0.0  # seconds of client audio received
+        self.utterance_times: dict[int, tuple[float, float]] = {}  # index -> (onset wall, ready wall)
+        self.first_partial_seen: set[int] = set()
+        self.errors_sent: set[str] = set()
+        self.ending = False
+        self.closed = False
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._background: set[asyncio.Future[Any]] = set()
+        self._done = asyncio.Event()
+
+    # -- set-up -------------------------------------------------------------------------
+
+    def _new_segmenter(self) -> Segmenter:
+        s = self.ctx.settings
+        options = SegmenterOptions(
+            sample_rate=self.config.sample_rate,
+            webrtc_sensitivity=s.webrtc_sensitivity,
+            silero_sensitivity=s.silero_sensitivity,
+            silence_threshold_seconds=s.silence_threshold_seconds,
+            pre_speech_buffer_seconds=s.pre_speech_buffer_seconds,
+            max_segment_seconds=s.max_segment_seconds,
+            min_speech_seconds=s.min_speech_seconds,
+            use_silero=self.ctx.silero is not None,
+        )
+        return Segmenter(options, self.ctx.silero)
+
+    def _new_scheduler(self) -> PartialScheduler:
+        s = self.ctx.settings
+        return PartialScheduler(
+            PartialOptions(
+                interval=s.stt_send_interval,
+                # Partials give way first: skipped at half the depth at which finals are refused.
+                max_queue_depth=max(1, s.max_queue_depth // 2),
+                enabled=self.config.partials,
+                inflight_timeout=3.0,
+            )
+        )
+
+    async def run(self) -> None:
+        metrics.SESSIONS_TOTAL.labels("new").inc()
+        await self.ctx.router.subscribe(self.session_id, self._on_result, self._on_control)
+        await self._save()
+        self._tasks = [
+            asyncio.create_task(self._sender(), name=f"send-{self.session_id[:8]}"),
+            asyncio.create_task(self._ticker(), name=f"tick-{self.session_id[:8]}"),
+        ]
+        self._send_ready()
+        try:
+            async for message in self.ws:
+                self.last_message = time.monotonic()
+                if not self.rate.take(self.last_message):
+                    metrics.REFUSED.labels("rate_limited").inc()
+                    self.error("rate_limited", "too many messages per second; this one was dropped")
+                    continue
+                await self._on_message(message)
+                if self.closed:
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            await self._close()
+
+    # -- client messages ----------------------------------------------------------------
+
+    async def _on_message(self, message: str | bytes) -> None:
+        try:
+            if isinstance(message, bytes):
+                await self._on_audio(protocol.parse_binary(message))
+            else:
+                await self._on_text(protocol.parse_text(message))
+        except protocol.ProtocolError as exc:
+            metrics.REFUSED.labels(exc.code).inc()
+            self.error(exc.code, exc.message)
+
+    async def _on_text(self, msg: protocol.ClientMessage) -> None:
+        if isinstance(msg, protocol.PingMessage):
+            self._put({"type": "pong", "id": msg.id, "t": time.time()})
+        elif isinstance(msg, protocol.ConfigMessage):
+            await self._on_config(msg)
+        elif isinstance(msg, protocol.FlushMessage):
+            await self._handle_events(self.segmenter.flush())
+        elif isinstance(msg, protocol.EndMessage):
+            await self._on_end()
+        elif isinstance(msg, protocol.AuthMessage):
+            self.error("auth_not_enabled", "this gateway does not require a token")
+
+    async def _on_config(self, msg: protocol.ConfigMessage) -> None:
+        fields = msg.model_fields_set
+        if msg.session_id is not None and msg.session_id != self.session_id:
+            await self._resume(msg.session_id, msg.last_seq or 0)
+        changed = False
+        if "source_language" in fields:
+            lang = msg.source_language
+            self.config.source_language = None if lang in (None, "auto") else lang
+            changed = True
+        if "target_language" in fields:
+            self.config.target_language = msg.target_language
+            changed = True
+        if "partials" in fields and msg.partials is not None:
+            self.config.partials = msg.partials
+            self.scheduler.set_enabled(msg.partials)
+            changed = True
+        if "word_timestamps" in fields and msg.word_timestamps is not None:
+            self.config.word_timestamps = msg.word_timestamps
+            changed = True
+        if "sample_rate" in fields and msg.sample_rate is not None and msg.sample_rate != self.config.sample_rate:
+            self.config.sample_rate = msg.sample_rate
+            self.segmenter.set_input_rate(msg.sample_rate)
+            changed = True
+        if changed:
+            await self._save()
+            self._send_ready()
+
+    async def _on_audio(self, pcm: np.ndarray) -> None:
+        if self.ending:
+            self.error("ended", "audio after end is ignored")
+            return
+        if time.monotonic() - self.started > self.ctx.settings.max_session_seconds:
+            self.error("session_too_long", "MAX_SESSION_SECONDS reached")
+            await self._on_end()
+            return
+        self.audio_clock += len(pcm) / self.config.sample_rate
+        events = await asyncio.to_thread(self.segmenter.feed, pcm) if len(pcm) > 16000 else self.segmenter.feed(pcm)
+        await self._handle_events(events)
+        await self._maybe_partial()
+
+    async def _on_end(self) -> None:
+        if self.ending:
+            return
+        self.ending = True
+        await self._handle_events(self.segmenter.flush())
+        # The ticker sends ``done`` once every expected result is out (or timed out).
+
+    # -- segmenter events and jobs ------------------------------------------------------
+
+    async def _handle_events(self, events: list[Any]) -> None:
+        for event in events:
+            if isinstance(event, SpeechStarted):
+                self._put({"type": "vad", "event": "speech_start", "t": round(event.t, 3)})
+                index = self.utterance_base + (self.segmenter.current_index or 0)
+                self.next_utterance = max(self.next_utterance, index + 1)
+                self.utterance_times[index] = (self._wall_at(event.t), 0.0)
+                self.scheduler.open(index, time.monotonic())
+            elif isinstance(event, SpeechEnded):
+                self._put({"type": "vad", "event": "speech_end", "t": round(event.t, 3)})
+            elif isinstance(event, UtteranceReady):
+                await self._queue_final(event)
+                current = self.segmenter.current_index
+                if event.reason == "max_length" and current is not None:
+                    # A cut long utterance goes on as the next index: partials follow it.
+                    index = self.utterance_base + current
+                    self.next_utterance = max(self.next_utterance, index + 1)
+                    self.utterance_times[index] = (self._wall_at(event.end), 0.0)
+                    self.scheduler.open(index, time.monotonic())
+
+    def _wall_at(self, t: float) -> float:
+        """Wall-clock time at which audio time ``t`` arrived (streaming in real time)."""
+        return time.time() - max(0.0, self.audio_clock - t)
+
+    async def _queue_final(self, utt: UtteranceReady) -> None:
+        index = self.utterance_base + utt.index
+        self.next_utterance = max(self.next_utterance, index + 1)
+        metrics.UTTERANCES.labels(utt.reason).inc()
+        self.scheduler.close(index)
+        if self.ctx.overloaded:
+            metrics.REFUSED.labels("overloaded").inc()
+            self.error("overloaded", "the transcription queue is full; this utterance was not transcribed",
+                       segment_id=bus.segment_id(self.session_id, index))
+            return
+        now = time.time()
+        speech_end_at = self._wall_at(utt.end)
+        onset = self.utterance_times.get(index, (speech_end_at, 0.0))[0]
+        self.utterance_times[index] = (onset, now)
+        job = bus.AudioJob(
+            kind="final",
+            session_id=self.session_id,
+            utterance_index=index,
+            segment_id=bus.segment_id(self.session_id, index),
+            start=round(utt.start, 3),
+            end=round(utt.end, 3),
+            source_language=self.config.source_language,
+            target_language=self.config.target_language,
+            prompt=self.last_final or None,
+            word_timestamps=self.config.word_timestamps,
+            created_at=now,
+            speech_end_at=speech_end_at,
+            gateway=self.ctx.name,
+        )
+        if await self._xadd(job, utt.audio):
+            self.orderer.expect_final(index, time.monotonic())
+
+    async def _maybe_partial(self) -> None:
+        decision = self.scheduler.poll(time.monotonic(), self.ctx.queue_depth)
+        if not decision.send:
+            if decision.reason == OVERLOADED:
+                metrics.PARTIAL_JOBS.labels("skipped_overloaded").inc()
+            return
+        assert decision.index is not None and decision.partial_seq is not None
+        index = decision.index
+        audio = self.segmenter.current_audio()
+        if audio is None:
+            self.scheduler.on_result(index, decision.partial_seq)
+            return
+        start = self.segmenter.current_start or 0.0
+        job = bus.AudioJob(
+            kind="partial",
+            session_id=self.session_id,
+            utterance_index=index,
+            partial_seq=decision.partial_seq,
+            segment_id=bus.segment_id(self.session_id, index),
+            start=round(start, 3),
+            end=round(self.segmenter.now, 3),
+            source_language=self.config.source_language,
+            target_language=None,
+            created_at=time.time(),
+            gateway=self.ctx.name,
+        )
+        metrics.PARTIAL_JOBS.labels("queued").inc()
+        await self._xadd(job, audio)
+
+    async def _xadd(self, job: bus.AudioJob, audio: np.ndarray) -> bool:
+        try:
+            await self.ctx.redis.xadd(bus.AUDIO_JOBS, bus.encode_audio_job(job, audio))
+            return True
+        except RETRYABLE as exc:
+            log.warning("could not queue %s job for %s: %s", job.kind, job.segment_id, exc)
+            if job.kind == "final":
+                self.error("unavailable", "the transcription queue is unreachable; utterance lost",
+                           segment_id=job.segment_id)
+            else:
+                self.scheduler.on_result(job.utterance_index, job.partial_seq)
+            return False
+
+    # -- results --------------------------------------------------------------------------
+
+    def _on_result(self, result: bus.PartialResult | bus.FinalResult | bus.TranslationResult | bus.ErrorResult) -> None:
+        self._deliver(result)
+        if self.closed and self.orderer.idle:
+            self._done.set()  # detached and nothing left to log: stop holding the session
+
+    def _deliver(self, result: bus.PartialResult | bus.FinalResult | bus.TranslationResult | bus.ErrorResult) -> None:
+        now = time.monotonic()
+        if isinstance(result, bus.PartialResult):
+            self.scheduler.on_result(result.utterance_index, result.partial_seq)
+            if result.skipped or not result.text.strip() or self.closed:
+                metrics.PARTIAL_JOBS.labels("skipped" if result.skipped else "empty").inc()
+                return
+            if not self.orderer.add_partial(result.utterance_index, result.partial_seq):
+                metrics.PARTIAL_JOBS.labels("late").inc()
+                return  # never show a partial after its utterance's final, nor an older one
+            if result.utterance_index not in self.first_partial_seen:
+                self.first_partial_seen.add(result.utterance_index)
+                onset = self.utterance_times.get(result.utterance_index)
+                if onset:
+                    metrics.FIRST_PARTIAL_LATENCY.observe(max(0.0, time.time() - onset[0]))
+            metrics.PARTIALS_SENT.inc()
+            self._put({
+                "type": "realtime", "segment_id": result.segment_id, "text": result.text,
+                "translation": result.translation, "language": result.language,
+            })
+            return
+        if isinstance(result, bus.FinalResult):
+            message = {
+                "type": "final", "segment_id": result.segment_id, "text": result.text,
+                "language": result.language, "language_probability": result.language_probability,
+                "start": result.start, "end": result.end,
+                "words": [w.model_dump() for w in result.words] if result.words else None,
+                "translation": None, "worker": result.worker,
+            }
+            if self.orderer.add_final(result.utterance_index, message, now, result.translation_expected):
+                self._observe_final(result)
+        elif isinstance(result, bus.TranslationResult):
+            message = {
+                "type": "translation", "segment_id": result.segment_id, "text": result.text,
+                "source_language": result.source_language, "target_language": result.target_language,
+                "worker": result.worker,
+            }
+            self.orderer.add_translation(result.utterance_index, message, now)
+        else:
+            if result.utterance_index is not None:
+                # The error stands in for the translation: the orderer stops waiting for it.
+                self.orderer.add_translation(result.utterance_index, None, now)
+            if result.code not in self.errors_sent:  # one notice per session and code
+                self.errors_sent.add(result.code)
+                self.error(result.code, result.message, segment_id=result.segment_id)
+        self._release(self.orderer.release(now, draining=self.ending))
+
+    def _observe_final(self, result: bus.FinalResult) -> None:
+        times = self.utterance_times.get(result.utterance_index)
+        now = time.time()
+        if result.speech_end_at:
+            metrics.FINAL_LATENCY.observe(max(0.0, now - result.speech_end_at))
+        if times and times[1]:
+            metrics.FINAL_LATENCY_AFTER_THRESHOLD.observe(max(0.0, now - times[1]))
+
+    def _release(self, messages: list[dict[str, Any] | None]) -> None:
+        for message in messages:
+            if message is None:
+                continue
+            if message["type"] == "final":
+                self.last_final = message["text"] or self.last_final
+            metrics.RESULTS_SENT.labels(message["type"]).inc()
+            sent = self._put(message)
+            self._spawn(self._record(sent))
+
+    async def _record(self, message: dict[str, Any] | None) -> None:
+        if message is None:
+            return
+        try:
+            await self.ctx.store.record(
+                self.session_id, message, next_seq=self.seq + 1,
+                next_utterance=self.next_utterance,
+                last_final=self.last_final if message["type"] == "final" else None,
+            )
+        except RETRYABLE as exc:
+            log.warning("session log write failed for %s: %s", self.session_id, exc)
+
+    def _on_control(self, message: str) -> None:
+        # Another gateway resumed this session: stop delivering and logging here.
+        kind, _, owner = message.partition(" ")
+        if kind == "takeover" and owner != self.ctx.name and self.closed:
+            self._done.set()
+
+    # -- output -----------------------------------------------------------------------------
+
+    def _put(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """Queue a message for the client, numbering it; None if the client is gone."""
+        if message["type"] not in ("pong", "ready"):
+            self.seq += 1
+            message["seq"] = self.seq
+        if self.closed:
+            return message  # still logged for a resume
+        try:
+            self.send_queue.put_nowait(bus.dumps(message))
+        except asyncio.QueueFull:
+            metrics.REFUSED.labels("slow_consumer").inc()
+            log.warning("session %s is not reading; disconnecting", self.session_id)
+            self.closed = True
+            self._spawn(self.ws.close(1008, "client not reading its results"))
+        return message
+
+    def _spawn(self, coro: Any) -> None:
+        """Run a coroutine in the background, holding a reference until it ends."""
+        future = asyncio.ensure_future(coro)
+        self._background.add(future)
+        future.add_done_callback(self._background.discard)
+
+    def error(self, code: str, message: str, *, segment_id: str | None = None) -> None:
+        payload: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        if segment_id:
+            payload["segment_id"] = segment_id
+        self._put(payload)
+
+    def _send_ready(self) -> None:
+        c = self.config
+        self._put({
+            "type": "ready", "session_id": self.session_id, "protocol": protocol.PROTOCOL_VERSION,
+            "sample_rate": c.sample_rate, "source_language": c.source_language or "auto",
+            "target_language": c.target_language, "partials": c.partials,
+            "silence_threshold_seconds": self.ctx.settings.silence_threshold_seconds,
+            "last_seq": self.seq,
+        })
+
+    async def _sender(self) -> None:
+        while True:
+            data = await self.send_queue.get()
+            if data is None:
+                return
+            try:
+                await self.ws.send(data)
+            except ConnectionClosed:
+                return
+
+    async def _ticker(self) -> None:
+        """Time-driven work: ordering timeouts, idle timeout, and ``done`` after ``end``."""
+        s = self.ctx.settings
+        while not self.closed:
+            await asyncio.sleep(TICK_SECONDS)
+            now = time.monotonic()
+            self._release(self.orderer.release(now, draining=self.ending))
+            if not self.ending:
+                await self._maybe_partial()  # partials stay on time when audio frames are sparse
+            if self.ending and self.orderer.idle:
+                self._put({"type": "done"})
+                await self.send_queue.put(None)
+                with contextlib.suppress(ConnectionClosed):
+                    await self._wait_sent()
+                    await self.ws.close(1000, "done")
+                return
+            if not self.ending and now - self.last_message > s.idle_timeout_seconds:
+                self.error("idle_timeout", f"no message for {s.idle_timeout_seconds:.0f}s")
+                await self._on_end()
+
+    async def _wait_sent(self) -> None:
+        for task in self._tasks[:1]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(task), 5)
+
+    # -- resume and teardown --------------------------------------------------------------
+
+    async def _resume(self, session_id: str, last_seq: int) -> None:
+        stored = await self.ctx.store.load(session_id)
+        if stored is None:
+            metrics.SESSIONS_TOTAL.labels("unknown_resume").inc()
+            self.error("unknown_session", f"session {session_id[:64]} is unknown or expired; a new one was started")
+            return
+        await self.ctx.router.unsubscribe(self.session_id)
+        self.session_id = session_id
+        self.config = stored.config
+        self.segmenter = self._new_segmenter()
+        self.scheduler = self._new_scheduler()
+        self.orderer = ResultOrderer(OrdererOptions(self.ctx.settings.result_wait_seconds))
+        self.utterance_base = stored.next_utterance
+        self.next_utterance = stored.next_utterance
+        self.last_final = stored.last_final
+        await self.ctx.router.subscribe(session_id, self._on_result, self._on_control)
+        await self.ctx.router.publish_control(session_id, f"takeover {self.ctx.name}")
+        # Let the previous holder log what it had in hand before reading the log.
+        await asyncio.sleep(0.05)
+        stored = await self.ctx.store.load(session_id) or stored
+        replay = await self.ctx.store.replay(session_id, last_seq)
+        self.seq = max(stored.next_seq - 1, last_seq)
+        metrics.SESSIONS_TOTAL.labels("resumed").inc()
+        now = time.monotonic()
+        for message in replay:
+            # Through the orderer, so a live copy of a replayed result is dropped as a duplicate.
+            index = int(str(message.get("segment_id", ":-1")).rsplit(":", 1)[1])
+            if message.get("type") == "final":
+                self.orderer.add_final(index, message, now)
+            elif message.get("type") == "translation":
+                self.orderer.add_translation(index, message, now)
+            self.orderer.release(now)
+            try:
+                self.send_queue.put_nowait(bus.dumps(message))
+            except asyncio.QueueFull:
+                break
+        await self._save()
+
+    async def _save(self) -> None:
+        await self.ctx.store.save(
+            self.session_id, self.config, next_seq=self.seq + 1,
+            next_utterance=self.next_utterance,
+            gateway=self.ctx.name, last_final=self.last_final,
+        )
+
+    async def going_away(self) -> None:
+        """The gateway is stopping: tell the client so it reconnects elsewhere and resumes."""
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.close(1001, "gateway restarting; reconnect and resume")
+
+    async def _close(self) -> None:
+        self.closed = True
+        for task in self._tasks:
+            task.cancel()
+        with contextlib.suppress(*RETRYABLE):
+            await self.ctx.store.touch(
+                self.session_id, next_seq=self.seq + 1,
+                next_utterance=self.next_utterance,
+            )
+        if self.ending or self.orderer.idle:
+            await self.ctx.router.unsubscribe(self.session_id)
+            return
+        # Results of utterances already queued keep arriving: log them (with seqs) for a
+        # resume, for a bounded time, unless another gateway takes the session over.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._done.wait(), self.ctx.settings.result_wait_seconds)
+        await self.ctx.router.unsubscribe(self.session_id)

@@ -1,0 +1,31 @@
+"""Prometheus metrics of the gateway (module level: one set per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0)
+
+SESSIONS = Gauge("gateway_sessions", "Open client sessions")
+SESSIONS_TOTAL = Counter("gateway_sessions_opened", "Sessions opened, by how", ["kind"])
+UTTERANCES = Counter("gateway_utterances_total", "Utterances cut by the segmenter, by reason", ["reason"])
+PARTIAL_JOBS = Counter("gateway_partial_jobs_total", "Partial jobs, by outcome", ["outcome"])
+PARTIALS_SENT = Counter("gateway_partials_sent_total", "realtime messages sent to clients")
+RESULTS_SENT = Counter("gateway_results_sent_total", "Results sent to clients, by type", ["type"])
+REFUSED = Counter("gateway_refused_total", "Refused inputs and connections, by code", ["code"])
+QUEUE_DEPTH = Gauge("gateway_audio_jobs_depth", "Depth of audio_jobs as last seen by the gateway")
+FINAL_LATENCY = Histogram(
+    "gateway_final_latency_seconds",
+    "End of speech to final sent, silence threshold included",
+    buckets=_LATENCY_BUCKETS,
+)
+FINAL_LATENCY_AFTER_THRESHOLD = Histogram(
+    "gateway_final_after_threshold_seconds",
+    "Utterance end decided (silence threshold elapsed) to final sent",
+    buckets=_LATENCY_BUCKETS,
+)
+FIRST_PARTIAL_LATENCY = Histogram(
+    "gateway_first_partial_seconds",
+    "Speech onset to the utterance's first realtime message",
+    buckets=_LATENCY_BUCKETS,
+)

@@ -1,0 +1,139 @@
+"""Result delivery from Redis pub/sub to the sessions this gateway holds.
+
+One pub/sub connection per gateway, not one per client: ``subscribe(session_id, callback)``
+adds the session's ``results:{id}`` channel to the shared connection, and a single reader task
+decodes each message and calls the session's callback. If the connection is lost, the reader
+reconnects with backoff and subscribes every channel again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from prometheus_client import Counter
+
+from common import bus
+from common.redis_conn import RETRYABLE
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[bus.PartialResult | bus.FinalResult | bus.TranslationResult | bus.ErrorResult], None]
+
+MALFORMED = Counter("gateway_malformed_results_total", "Results on pub/sub that failed to decode")
+CONTROL_PREFIX = "control:"
+
+
+class ResultRouter:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+        self._pubsub: aioredis.client.PubSub | None = None
+        self._callbacks: dict[str, Callback] = {}
+        self._control: dict[str, Callable[[str], None]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def start(self) -> None:
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._task = asyncio.create_task(self._reader(), name="result-router")
+
+    async def subscribe(
+        self, session_id: str, callback: Callback, control: Callable[[str], None] | None = None
+    ) -> None:
+        """Route the session's results to ``callback``.
+
+        The SUBSCRIBE is sent before this returns, so it reaches Redis before any job the
+        caller queues afterwards could produce a result.
+        """
+        assert self._pubsub is not None
+        self._callbacks[session_id] = callback
+        if control is not None:
+            self._control[session_id] = control
+        await self._pubsub.subscribe(bus.results_channel(session_id))
+        self._subscribed.set()
+
+    async def unsubscribe(self, session_id: str) -> None:
+        self._callbacks.pop(session_id, None)
+        self._control.pop(session_id, None)
+        if self._pubsub is not None:
+            try:
+                await self._pubsub.unsubscribe(bus.results_channel(session_id))
+            except RETRYABLE:
+                log.debug("unsubscribe failed; the reconnect will not resubscribe it", exc_info=True)
+
+    async def publish_control(self, session_id: str, message: str) -> None:
+        """A gateway-to-gateway note on a session's channel (e.g. a takeover on resume)."""
+        await self._redis.publish(bus.results_channel(session_id), CONTROL_PREFIX + message)
+
+    def _dispatch(self, channel: str, data: bytes | str) -> None:
+        session_id = channel.split(":", 1)[1]
+        text = data.decode() if isinstance(data, bytes) else data
+        if text.startswith(CONTROL_PREFIX):
+            control = self._control.get(session_id)
+            if control is not None:
+                control(text[len(CONTROL_PREFIX) :])
+            return
+        callback = self._callbacks.get(session_id)
+        if callback is None:
+            return
+        try:
+            result = bus.decode_result(text)
+        except bus.MalformedMessage as exc:
+            MALFORMED.inc()
+            log.warning("dropping malformed result on %s: %s", channel, exc)
+            return
+        callback(result)
+
+    async def _reader(self) -> None:
+        backoff = 0.1
+        while True:
+            assert self._pubsub is not None
+            if not self._callbacks:
+                self._subscribed.clear()
+                await self._subscribed.wait()
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+                backoff = 0.1
+            except RETRYABLE as exc:
+                log.warning("pub/sub connection lost (%s); resubscribing in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                await self._resubscribe()
+                continue
+            if message is None or message.get("type") != "message":
+                continue
+            channel = message["channel"]
+            channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+            try:
+                self._dispatch(channel, message["data"])
+            except Exception:
+                log.exception("result callback failed for %s", channel)
+
+    async def _resubscribe(self) -> None:
+        old = self._pubsub
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        if old is not None:
+            try:
+                await old.aclose()
+            except RETRYABLE:
+                pass
+        channels = [bus.results_channel(s) for s in self._callbacks]
+        if channels:
+            try:
+                await self._pubsub.subscribe(*channels)
+            except RETRYABLE as exc:
+                log.warning("resubscribe failed: %s", exc)
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            await pubsub.aclose()

@@ -1,0 +1,182 @@
+"""The gateway service: WebSocket server, Redis, result router, health server, heartbeat.
+
+Connections are handled by :class:`gateway.connection.Connection`, one object per client;
+what they share (settings, Redis, the router, the session store, the cached queue depth)
+lives in a :class:`GatewayContext`. On a graceful stop the gateway refuses new connections,
+tells each client it is going away (1001, after ``end``-like draining of results already on
+their way), and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from common import bus
+from common.health import HealthServer, HealthState
+from common.heartbeat import Heartbeat
+from common.lifecycle import Service
+from common.logs import register_secret
+from common.redis_conn import RETRYABLE, connect
+from common.settings import GatewaySettings
+from gateway import metrics
+from gateway.router import ResultRouter
+from gateway.sessions import SessionStore
+from gateway.vad import SileroVad
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GatewayContext:
+    """What every connection of one gateway shares. Per-connection state never lives here."""
+
+    settings: GatewaySettings
+    redis: aioredis.Redis
+    router: ResultRouter
+    store: SessionStore
+    name: str
+    silero: SileroVad | None
+    queue_depth: int = 0
+    connections: set[Any] = field(default_factory=set)
+
+    @property
+    def overloaded(self) -> bool:
+        return self.queue_depth > self.settings.max_queue_depth
+
+
+class GatewayService(Service):
+    name = bus.GATEWAY_SERVICE
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.ctx: GatewayContext | None = None
+        self.health = HealthState(service=self.name, instance=f"{settings.instance_name}:{settings.gateway_port}")
+        self.health_server: HealthServer | None = None
+        self.server: Server | None = None
+        self.heartbeat: Heartbeat | None = None
+        self._depth_task: asyncio.Task[None] | None = None
+        self.port = settings.gateway_port
+
+    async def startup(self) -> None:
+        s = self.settings
+        register_secret(s.redis_url.get_secret_value())
+        self.health.add_check("redis", self._check_redis)
+        self.health.add_check("websocket", self._check_ws)
+        self.health.details.append(self._details)
+        self.health_server = HealthServer(self.health, s.host, s.health_port)
+        await self.health_server.start()
+        redis = await connect(s.redis_url.get_secret_value(), ca_file=s.redis_ca_file,
+                              timeout=s.redis_connect_timeout_seconds)
+        router = ResultRouter(redis)
+        await router.start()
+        silero = await asyncio.to_thread(SileroVad.shared) if s.use_silero else None
+        name = f"{s.instance_name}:{s.gateway_port}"
+        self.ctx = GatewayContext(
+            settings=s, redis=redis, router=router,
+            store=SessionStore(redis, s.session_ttl_seconds, s.session_log_maxlen),
+            name=name, silero=silero,
+        )
+        self._depth_task = asyncio.create_task(self._watch_depth(), name="queue-depth")
+        self.server = await serve(
+            self._handle,
+            s.host,
+            s.gateway_port,
+            max_size=s.max_frame_bytes,  # larger frames close the socket with 1009
+            max_queue=64,
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=5,
+            server_header=None,
+        )
+        sockets = list(self.server.sockets)
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        self.heartbeat = Heartbeat(redis, self.name, name, s.heartbeat_ttl_seconds,
+                                   info=lambda: {"sessions": len(self.ctx.connections) if self.ctx else 0})
+        self.heartbeat.start()
+        log.info("gateway listening on ws://%s:%d/", s.host, self.port)
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        from gateway.connection import Connection
+
+        assert self.ctx is not None
+        if self.stopping.is_set():
+            await ws.close(1001, "gateway stopping")
+            return
+        if len(self.ctx.connections) >= self.settings.max_sessions:
+            metrics.REFUSED.labels("max_sessions").inc()
+            await ws.close(1013, "gateway at MAX_SESSIONS; try again later")
+            return
+        conn = Connection(self.ctx, ws)
+        self.ctx.connections.add(conn)
+        metrics.SESSIONS.set(len(self.ctx.connections))
+        try:
+            await conn.run()
+        finally:
+            self.ctx.connections.discard(conn)
+            metrics.SESSIONS.set(len(self.ctx.connections))
+
+    async def _watch_depth(self) -> None:
+        """One XLEN for the whole gateway every 200 ms, not one per utterance."""
+        assert self.ctx is not None
+        while True:
+            try:
+                depth = int(await self.ctx.redis.xlen(bus.AUDIO_JOBS))
+                self.ctx.queue_depth = depth
+                metrics.QUEUE_DEPTH.set(depth)
+            except RETRYABLE as exc:
+                log.debug("queue depth unavailable: %s", exc)
+            await asyncio.sleep(0.2)
+
+    async def main_loop(self) -> None:
+        await self.stopping.wait()
+
+    async def shutdown(self) -> None:
+        if self.server is not None:
+            self.server.close(close_connections=False)  # stop accepting
+        if self.ctx is not None:
+            await asyncio.gather(
+                *(c.going_away() for c in list(self.ctx.connections)), return_exceptions=True
+            )
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
+        if self._depth_task is not None:
+            self._depth_task.cancel()
+            self._depth_task = None
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()
+            self.heartbeat = None
+        if self.ctx is not None:
+            await self.ctx.router.close()
+            await self.ctx.redis.aclose()
+            self.ctx = None
+        if self.health_server is not None:
+            await self.health_server.stop()
+            self.health_server = None
+
+    async def _check_redis(self) -> tuple[bool, str]:
+        if self.ctx is None:
+            return False, "not connected"
+        await self.ctx.redis.ping()
+        return True, "ok"
+
+    async def _check_ws(self) -> tuple[bool, str]:
+        return (self.server is not None, f"port {self.port}" if self.server else "not listening")
+
+    def _details(self) -> dict[str, Any]:
+        ctx = self.ctx
+        return {
+            "sessions": len(ctx.connections) if ctx else 0,
+            "max_sessions": self.settings.max_sessions,
+            "audio_jobs_depth": ctx.queue_depth if ctx else None,
+            "port": self.port,
+        }
