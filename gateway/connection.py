@@ -195,7 +195,7 @@ class Connection:
         for event in events:
             if isinstance(event, SpeechStarted):
                 self._put({"type": "vad", "event": "speech_start", "t": round(event.t, 3)})
-                index = self.utterance_base + (self.segmenter.current_index or 0)
+                index = self.utterance_base + event.index
                 self.next_utterance = max(self.next_utterance, index + 1)
                 self.utterance_times[index] = (self._wall_at(event.t), 0.0)
                 self.scheduler.open(index, time.monotonic())
@@ -203,10 +203,9 @@ class Connection:
                 self._put({"type": "vad", "event": "speech_end", "t": round(event.t, 3)})
             elif isinstance(event, UtteranceReady):
                 await self._queue_final(event)
-                current = self.segmenter.current_index
-                if event.reason == "max_length" and current is not None:
+                if event.reason == "max_length" and self.segmenter.in_speech:
                     # A cut long utterance goes on as the next index: partials follow it.
-                    index = self.utterance_base + current
+                    index = self.utterance_base + event.index + 1
                     self.next_utterance = max(self.next_utterance, index + 1)
                     self.utterance_times[index] = (self._wall_at(event.end), 0.0)
                     self.scheduler.open(index, time.monotonic())
@@ -248,7 +247,9 @@ class Connection:
             self.orderer.expect_final(index, time.monotonic())
 
     async def _maybe_partial(self) -> None:
-        decision = self.scheduler.poll(time.monotonic(), self.ctx.queue_depth)
+        decision = self.scheduler.poll(
+            time.monotonic(), self.ctx.queue_depth, speech_end=self.segmenter.current_end
+        )
         if not decision.send:
             if decision.reason == OVERLOADED:
                 metrics.PARTIAL_JOBS.labels("skipped_overloaded").inc()
@@ -336,8 +337,11 @@ class Connection:
             self.orderer.add_translation(result.utterance_index, message, now)
         else:
             if result.utterance_index is not None:
-                # The error stands in for the translation: the orderer stops waiting for it.
-                self.orderer.add_translation(result.utterance_index, None, now)
+                # The error stands in for the missing result: the orderer stops waiting for it.
+                if result.code.startswith("transcription"):
+                    self.orderer.add_final(result.utterance_index, None, now)
+                else:
+                    self.orderer.add_translation(result.utterance_index, None, now)
             if result.code not in self.errors_sent:  # one notice per session and code
                 self.errors_sent.add(result.code)
                 self.error(result.code, result.message, segment_id=result.segment_id)

@@ -88,19 +88,24 @@ class ResultRouter:
 
     async def _reader(self) -> None:
         backoff = 0.1
+        broken = False
         while True:
             assert self._pubsub is not None
             if not self._callbacks:
                 self._subscribed.clear()
                 await self._subscribed.wait()
             try:
+                if broken:
+                    await self._resubscribe()
+                    broken = False
+                    log.info("pub/sub resubscribed %d sessions", len(self._callbacks))
                 message = await self._pubsub.get_message(timeout=1.0)
                 backoff = 0.1
             except RETRYABLE as exc:
                 log.warning("pub/sub connection lost (%s); resubscribing in %.1fs", exc, backoff)
+                broken = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-                await self._resubscribe()
                 continue
             if message is None or message.get("type") != "message":
                 continue
@@ -112,6 +117,7 @@ class ResultRouter:
                 log.exception("result callback failed for %s", channel)
 
     async def _resubscribe(self) -> None:
+        """A fresh pub/sub connection with every held session's channel; raises if Redis is down."""
         old = self._pubsub
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         if old is not None:
@@ -121,10 +127,7 @@ class ResultRouter:
                 pass
         channels = [bus.results_channel(s) for s in self._callbacks]
         if channels:
-            try:
-                await self._pubsub.subscribe(*channels)
-            except RETRYABLE as exc:
-                log.warning("resubscribe failed: %s", exc)
+            await self._pubsub.subscribe(*channels)
 
     async def close(self) -> None:
         task, self._task = self._task, None

@@ -29,7 +29,9 @@ How it decides (all at 16 kHz, after resampling):
   buffer + speech + a short tail), both emitted when the threshold has elapsed.
 * An utterance whose audio reaches ``max_segment_seconds`` is cut at the quietest 30 ms frame of
   the last ``cut_search_seconds`` (``UtteranceReady`` with reason ``max_length``, no vad events)
-  and continues as the next utterance index.
+  and continues as the next utterance index. If that quietest point comes after the speech has
+  paused, the utterance simply ends there (``SpeechEnded``, then ``UtteranceReady`` with reason
+  ``max_length``), so a continuation always holds speech.
 * ``flush()`` ends an open utterance now (reason ``flush``); an unconfirmed candidate is dropped.
 
 With ``use_silero=False`` the same state machine runs on WebRTC's 30 ms decisions alone.
@@ -433,6 +435,10 @@ class Segmenter:
         now = self._hist.end
         search_from = max(self._audio_start + FRAME, now - self._cut_search)
         cut = self._hist.quietest_frame(search_from, now) + FRAME // 2
+        if cut >= self._last_voiced_end:
+            # The speaker has already paused: end the utterance here instead of continuing
+            # into a piece that would hold no speech.
+            return self._finish("max_length")
         event = UtteranceReady(
             index=self._index,
             start=self._utt_start / SR,

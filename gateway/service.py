@@ -98,6 +98,10 @@ class GatewayService(Service):
         sockets = list(self.server.sockets)
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
+        # The instance name carries the real port (two gateways may share a host).
+        name = f"{s.instance_name}:{self.port}"
+        self.ctx.name = name
+        self.health.instance = name
         self.heartbeat = Heartbeat(redis, self.name, name, s.heartbeat_ttl_seconds,
                                    info=lambda: {"sessions": len(self.ctx.connections) if self.ctx else 0})
         self.heartbeat.start()

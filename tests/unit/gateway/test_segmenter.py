@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soxr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.resample import UnsupportedSampleRate
 from gateway.segmenter import (
@@ -356,3 +358,69 @@ def test_memory_stays_bounded_over_a_long_session() -> None:
     speech = np.concatenate(fixture_clips() * 3)
     run(seg, compose([(0.0, speech)], seed=12), chunk=16000, flush=False)
     assert len(seg._hist.frames) * 480 / SR <= 8.0 + 0.1
+
+
+_VOWEL = vowel(0.6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["silence", "noise", "speech", "loud"]), st.integers(1, 24000)),
+        min_size=1,
+        max_size=12,
+    ),
+    st.integers(0, 2**32 - 1),
+)
+def test_any_audio_keeps_the_event_invariants(pieces: list[tuple[str, int]], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    chunks = []
+    for kind, n in pieces:
+        if kind == "silence":
+            chunks.append(np.zeros(n, np.int16))
+        elif kind == "noise":
+            chunks.append((rng.standard_normal(n) * 2000).astype(np.int16))
+        elif kind == "loud":
+            chunks.append(rng.integers(-32768, 32767, n).astype(np.int16))
+        else:
+            chunks.append((np.resize(_VOWEL, n) * 32767).astype(np.int16))
+    opts = SegmenterOptions(max_segment_seconds=3.0, silence_threshold_seconds=0.5)
+    seg = Segmenter(opts)
+    events: list[Event] = []
+    for c in chunks:
+        events.extend(seg.feed(c))
+    events.extend(seg.flush())
+    open_index: int | None = None  # utterance between SpeechStarted and SpeechEnded
+    ended_index: int | None = None  # utterance whose SpeechEnded awaits its UtteranceReady
+    next_index = 0
+    for e in events:
+        if isinstance(e, SpeechStarted):
+            assert open_index is None and ended_index is None and e.index == next_index
+            open_index = e.index
+        elif isinstance(e, UtteranceReady):
+            assert e.index == next_index
+            assert e.audio_start <= e.start <= e.end and len(e.audio) > 0
+            assert e.duration <= opts.max_segment_seconds + 1e-6
+            next_index += 1
+            if e.reason == "max_length":
+                assert open_index == e.index
+                open_index = next_index
+            else:
+                assert ended_index == e.index
+                ended_index = None
+        elif isinstance(e, SpeechEnded):
+            assert open_index == e.index
+            open_index = None
+            ended_index = e.index
+    assert open_index is None and not seg.in_speech
+
+
+def test_max_length_reached_during_a_pause_ends_the_utterance() -> None:
+    # 3.5 s of speech then a pause; at 4 s of audio (pre-roll 0.5) the quietest point is in
+    # the pause, so the utterance ends there instead of continuing into silence.
+    pcm = compose([(1.0, np.concatenate(fixture_clips()[:2])[: round(3.4 * SR)]), (3.0, None)])
+    opts = SegmenterOptions(max_segment_seconds=4.0, pre_speech_buffer_seconds=0.5)
+    events = run(Segmenter(opts), pcm)
+    assert [type(e).__name__ for e in events] == ["SpeechStarted", "SpeechEnded", "UtteranceReady"]
+    (utt,) = of(events, UtteranceReady)
+    assert utt.reason == "max_length" and abs(utt.end - 4.4) <= TOL

@@ -1,0 +1,353 @@
+"""Abuse limits of the gateway; each refusal names its limit with a stable code.
+
+- :class:`IpRateLimiter`: connection attempts per client IP per minute (sliding window).
+- :class:`AuthFailureTracker`: failed authentications per IP; too many lock the IP out.
+  Both are pure, in memory and per gateway instance (a client spread over N gateways gets N
+  times the allowance); the clock is injectable.
+- :class:`SubjectSessions`: concurrent sessions per token subject, across every gateway
+  (a Redis sorted set per subject, members expire unless renewed, so a crashed gateway's
+  sessions free themselves).
+- :class:`AudioQuota` / :class:`AudioMeter`: seconds of audio per subject per minute, across
+  every gateway (``INCRBYFLOAT`` on a per-minute key with a TTL). A meter batches a
+  connection's frames so Redis sees about one call a second, not one per frame.
+
+The Redis-backed limits fail open when Redis is unreachable: the gateway cannot queue audio
+then anyway, and refusing every client for a Redis blip would be worse.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from common.redis_conn import RETRYABLE
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+RATE_LIMITED_IP = "rate_limited_ip"
+LOCKED_OUT = "locked_out"
+TOO_MANY_SESSIONS = "too_many_sessions_for_subject"
+AUDIO_QUOTA_EXCEEDED = "audio_quota_exceeded"
+
+# Key names; they belong with the other bus names in common/bus.py once wired.
+SESSIONS_KEY = "limits:sessions:{subject}"
+AUDIO_KEY = "limits:audio:{subject}:{minute}"
+
+
+def sessions_key(subject: str) -> str:
+    return SESSIONS_KEY.format(subject=subject)
+
+
+def audio_key(subject: str, minute: int) -> str:
+    return AUDIO_KEY.format(subject=subject, minute=minute)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a client is refused: ``code`` for programs, ``message`` for people.
+
+    ``http_status`` is for a refusal during the WebSocket handshake; ``close_code`` for one
+    after it (1008 policy violation, 1013 try again later).
+    """
+
+    code: str
+    message: str
+    retry_after: float | None = None
+    http_status: int = 429
+    close_code: int = 1008
+
+    def retry_after_header(self) -> dict[str, str]:
+        """``Retry-After`` for an HTTP refusal, when the wait is known."""
+        if self.retry_after is None:
+            return {}
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+
+
+class IpRateLimiter:
+    """At most ``per_minute`` connection attempts per IP in any 60 s window (per gateway)."""
+
+    def __init__(self, per_minute: int, *, clock: Clock = time.monotonic, max_ips: int = 100_000,
+                 window_seconds: float = 60.0) -> None:
+        if per_minute < 1:
+            raise ValueError("per_minute must be >= 1")
+        self.per_minute = per_minute
+        self.window = window_seconds
+        self._clock = clock
+        self._max_ips = max_ips  # bounds memory under a flood of spoofed-looking sources
+        self._attempts: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def check(self, ip: str) -> Refusal | None:
+        """Count one attempt from ``ip``; a :class:`Refusal` when over the limit.
+
+        Refused attempts are not counted, so a client that backs off recovers one window later.
+        """
+        now = self._clock()
+        attempts = self._attempts.get(ip)
+        if attempts is None:
+            attempts = deque()
+            self._attempts[ip] = attempts
+            self._evict()
+        else:
+            self._attempts.move_to_end(ip)
+        cutoff = now - self.window
+        while attempts and attempts[0] <= cutoff:
+            attempts.popleft()
+        if len(attempts) >= self.per_minute:
+            retry = attempts[0] + self.window - now
+            return Refusal(RATE_LIMITED_IP,
+                           f"more than {self.per_minute} connection attempts a minute from this address",
+                           retry_after=retry, http_status=429, close_code=1008)
+        attempts.append(now)
+        return None
+
+    def _evict(self) -> None:
+        while len(self._attempts) > self._max_ips:
+            self._attempts.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._attempts)
+
+
+@dataclass
+class _Failures:
+    times: deque[float]
+    locked_until: float = 0.0
+
+
+class AuthFailureTracker:
+    """``max_failures`` failed authentications from one IP within ``lockout_seconds`` lock it
+    out for ``lockout_seconds`` (per gateway). A success clears the IP's count."""
+
+    def __init__(self, max_failures: int, lockout_seconds: float, *, clock: Clock = time.monotonic,
+                 max_ips: int = 100_000) -> None:
+        if max_failures < 1 or lockout_seconds <= 0:
+            raise ValueError("max_failures must be >= 1 and lockout_seconds > 0")
+        self.max_failures = max_failures
+        self.lockout_seconds = lockout_seconds
+        self._clock = clock
+        self._max_ips = max_ips
+        self._ips: OrderedDict[str, _Failures] = OrderedDict()
+
+    def check(self, ip: str) -> Refusal | None:
+        """A ``locked_out`` refusal while ``ip`` is locked out; check before verifying a token."""
+        entry = self._ips.get(ip)
+        if entry is None:
+            return None
+        now = self._clock()
+        if entry.locked_until > now:
+            return Refusal(LOCKED_OUT, "too many failed authentications from this address; try later",
+                           retry_after=entry.locked_until - now, http_status=429, close_code=1008)
+        if entry.locked_until and not entry.times:
+            del self._ips[ip]  # the lockout is over and nothing else is remembered
+        return None
+
+    def record_failure(self, ip: str) -> Refusal | None:
+        """Count a failed authentication; the ``locked_out`` refusal when this one locks ``ip``."""
+        now = self._clock()
+        entry = self._ips.get(ip)
+        if entry is None:
+            entry = _Failures(deque())
+            self._ips[ip] = entry
+            while len(self._ips) > self._max_ips:
+                self._ips.popitem(last=False)
+        else:
+            self._ips.move_to_end(ip)
+        cutoff = now - self.lockout_seconds
+        while entry.times and entry.times[0] <= cutoff:
+            entry.times.popleft()
+        entry.times.append(now)
+        if len(entry.times) >= self.max_failures:
+            entry.times.clear()
+            entry.locked_until = now + self.lockout_seconds
+            log.warning("locking out %s for %.0fs after %d failed authentications",
+                        ip, self.lockout_seconds, self.max_failures)
+            return self.check(ip)
+        return None
+
+    def record_success(self, ip: str) -> None:
+        entry = self._ips.get(ip)
+        if entry is not None and entry.locked_until <= self._clock():
+            del self._ips[ip]
+
+
+# Atomic acquire: drop expired members (score = expiry on the server's clock), then add
+# this session unless the subject already holds `limit` others. Server time, not the
+# gateways' clocks, so instances with skewed clocks agree.
+_ACQUIRE = """
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local key, member = KEYS[1], ARGV[1]
+local limit, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+if not redis.call('ZSCORE', key, member) and redis.call('ZCARD', key) >= limit then
+  return -1
+end
+redis.call('ZADD', key, now + ttl, member)
+redis.call('EXPIRE', key, math.ceil(ttl) + 1)
+return redis.call('ZCARD', key)
+"""
+
+_RENEW = """
+redis.replicate_commands()
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+redis.call('EXPIRE', KEYS[1], math.ceil(ttl) + 1)
+return 1
+"""
+
+
+class SubjectSessions:
+    """At most ``limit`` concurrent sessions per subject across every gateway.
+
+    A session holds a slot from :meth:`acquire` to :meth:`release`; a holder renews it
+    (:meth:`renew`) more often than ``ttl_seconds`` so that a gateway that dies without
+    releasing frees its slots within ``ttl_seconds``.
+    """
+
+    def __init__(self, redis: aioredis.Redis, limit: int, ttl_seconds: float = 60.0) -> None:
+        if limit < 1 or ttl_seconds <= 0:
+            raise ValueError("limit must be >= 1 and ttl_seconds > 0")
+        self.redis = redis
+        self.limit = limit
+        self.ttl = ttl_seconds
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._renew = redis.register_script(_RENEW)
+
+    async def acquire(self, subject: str, session_id: str) -> Refusal | None:
+        """Take a slot for ``session_id``; a refusal when ``subject`` holds ``limit`` already."""
+        try:
+            held = int(await self._acquire(keys=[sessions_key(subject)], args=[session_id, self.limit, self.ttl]))
+        except RETRYABLE as exc:
+            log.warning("session limit unchecked (Redis unavailable): %s", exc)
+            return None
+        if held < 0:
+            return Refusal(TOO_MANY_SESSIONS, f"this subject already has {self.limit} sessions open",
+                           http_status=429, close_code=1008)
+        return None
+
+    async def renew(self, subject: str, session_id: str) -> bool:
+        """Extend the slot; False if it had expired (the caller may acquire again)."""
+        try:
+            return bool(await self._renew(keys=[sessions_key(subject)], args=[session_id, self.ttl]))
+        except RETRYABLE as exc:
+            log.warning("session slot not renewed (Redis unavailable): %s", exc)
+            return True
+
+    async def release(self, subject: str, session_id: str) -> None:
+        try:
+            await self.redis.zrem(sessions_key(subject), session_id)
+        except RETRYABLE as exc:
+            log.warning("session slot not released (expires by itself): %s", exc)
+
+    async def count(self, subject: str) -> int:
+        """Sessions the subject holds now (expired slots included until the next acquire)."""
+        return int(await self.redis.zcard(sessions_key(subject)))
+
+
+# Add unless it would pass the limit; the key lives two minutes so it outlasts its minute.
+_CHARGE = """
+local limit, amount = tonumber(ARGV[1]), tonumber(ARGV[2])
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used + amount > limit then
+  return {0, tostring(used)}
+end
+local total = redis.call('INCRBYFLOAT', KEYS[1], amount)
+redis.call('EXPIRE', KEYS[1], 120)
+return {1, total}
+"""
+
+
+@dataclass(frozen=True)
+class Charge:
+    """The outcome of charging audio: accepted or not, and the minute's total so far."""
+
+    accepted: bool
+    used_seconds: float
+    refusal: Refusal | None = None
+
+
+class AudioQuota:
+    """Seconds of audio per subject per wall-clock minute, across every gateway."""
+
+    def __init__(self, redis: aioredis.Redis, seconds_per_minute: float, *, clock: Clock = time.time) -> None:
+        if seconds_per_minute <= 0:
+            raise ValueError("seconds_per_minute must be > 0")
+        self.redis = redis
+        self.limit = seconds_per_minute
+        self._clock = clock
+        self._charge = redis.register_script(_CHARGE)
+
+    async def charge(self, subject: str, seconds: float) -> Charge:
+        """Count ``seconds`` of audio for ``subject`` in this minute, unless that passes the limit."""
+        now = self._clock()
+        minute = int(now // 60)
+        try:
+            accepted, used = await self._charge(keys=[audio_key(subject, minute)], args=[self.limit, seconds])
+        except RETRYABLE as exc:
+            log.warning("audio quota unchecked (Redis unavailable): %s", exc)
+            return Charge(True, 0.0)
+        used_seconds = float(used.decode() if isinstance(used, bytes) else used)
+        if int(accepted):
+            return Charge(True, used_seconds)
+        refusal = Refusal(
+            AUDIO_QUOTA_EXCEEDED,
+            f"more than {self.limit:g} seconds of audio a minute for this subject; audio is dropped "
+            "until the next minute",
+            retry_after=(minute + 1) * 60 - now, http_status=429, close_code=1008,
+        )
+        return Charge(False, used_seconds, refusal)
+
+
+class AudioMeter:
+    """One connection's side of :class:`AudioQuota`: frames are added up locally and charged
+    about once a ``flush_seconds`` of audio, so a subject may pass the limit by at most that
+    much per connection. While refused, audio is dropped without asking Redis again until
+    the minute ends."""
+
+    def __init__(self, quota: AudioQuota, subject: str, *, flush_seconds: float = 1.0,
+                 clock: Clock = time.time) -> None:
+        self.quota = quota
+        self.subject = subject
+        self.flush_seconds = flush_seconds
+        self._clock = clock
+        self._pending = 0.0
+        self._blocked_until = 0.0
+        self._refusal: Refusal | None = None
+
+    async def add(self, seconds: float) -> Refusal | None:
+        """Count a frame of ``seconds``; a refusal means drop it (tell the client once)."""
+        now = self._clock()
+        if now < self._blocked_until:
+            return self._refusal
+        self._pending += seconds
+        if self._pending < self.flush_seconds:
+            return None
+        amount, self._pending = self._pending, 0.0
+        charge = await self.quota.charge(self.subject, amount)
+        if charge.accepted:
+            self._refusal = None
+            return None
+        self._refusal = charge.refusal
+        wait = charge.refusal.retry_after if charge.refusal is not None else None
+        self._blocked_until = now + (wait or 0.0)
+        return self._refusal
+
+    async def flush(self) -> None:
+        """Charge what is pending (at the end of a session), whatever the amount."""
+        if self._pending > 0:
+            amount, self._pending = self._pending, 0.0
+            await self.quota.charge(self.subject, amount)

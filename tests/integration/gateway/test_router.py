@@ -1,0 +1,63 @@
+"""The result router: one pub/sub connection for all sessions, and it survives a Redis restart."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from common import bus
+from common.embedded_redis import EmbeddedRedis, free_port
+from common.redis_conn import connect
+from gateway.router import ResultRouter
+
+pytestmark = pytest.mark.integration
+
+
+def final(session: str, text: str) -> str:
+    return bus.encode_result(
+        bus.FinalResult(session_id=session, segment_id=f"{session}:0", utterance_index=0, text=text, start=0, end=1)
+    )
+
+
+async def wait_for(cond, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.02)
+
+
+async def test_routes_by_session_and_resubscribes_after_redis_restart() -> None:
+    port = free_port()
+    server = EmbeddedRedis(port).start()
+    redis = await connect(server.url, timeout=5)
+    router = ResultRouter(redis)
+    await router.start()
+    got: dict[str, list[str]] = {"a": [], "b": []}
+    await router.subscribe("a", lambda r: got["a"].append(r.text))  # type: ignore[union-attr]
+    await router.subscribe("b", lambda r: got["b"].append(r.text))  # type: ignore[union-attr]
+    publisher = await connect(server.url, timeout=5)  # retries across the restart
+    try:
+        await asyncio.sleep(0.1)
+        await publisher.publish(bus.results_channel("a"), final("a", "for a"))
+        await publisher.publish(bus.results_channel("b"), final("b", "for b"))
+        await publisher.publish(bus.results_channel("b"), "not json")  # dropped, no crash
+        await wait_for(lambda: got == {"a": ["for a"], "b": ["for b"]})
+        server.stop()
+        await asyncio.sleep(0.5)
+        server = EmbeddedRedis(port).start()
+
+        async def delivered() -> None:
+            while "again" not in got["a"]:
+                await publisher.publish(bus.results_channel("a"), final("a", "again"))
+                await asyncio.sleep(0.2)
+
+        await asyncio.wait_for(delivered(), 20)
+        await router.unsubscribe("a")
+        await publisher.publish(bus.results_channel("a"), final("a", "after unsubscribe"))
+        await asyncio.sleep(0.3)
+        assert "after unsubscribe" not in got["a"]
+    finally:
+        await router.close()
+        await publisher.aclose()
+        await redis.aclose()
+        server.stop()
