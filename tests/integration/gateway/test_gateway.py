@@ -264,3 +264,47 @@ async def test_resuming_an_unknown_session_gets_an_error_and_a_new_session(make_
         await ws.send(json.dumps({"type": "ping"}))
         assert json.loads(await ws.recv())["type"] == "pong"
         assert ready["session_id"] != "nope"
+
+
+async def test_client_at_48khz_is_resampled(make_gateway: Any, stt_worker: Any) -> None:
+    import soxr
+
+    gw = await make_gateway()
+    pcm48 = soxr.resample(clip("en_coffee").astype(np.float32), 16000, 48000).astype(np.int16)
+    async with connect(url(gw)) as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "config", "sample_rate": 48000}))
+        assert json.loads(await ws.recv())["sample_rate"] == 48000
+        for i in range(0, len(pcm48), 1536):
+            await ws.send(pcm48[i : i + 1536].tobytes())
+            await asyncio.sleep(0.004)
+        await ws.send(json.dumps({"type": "end"}))
+        messages = await read_all(ws)
+    finals = [m for m in messages if m["type"] == "final"]
+    assert finals and "coffee" in norm(finals[0]["text"])
+
+
+async def test_idle_session_is_told_and_closed(make_gateway: Any) -> None:
+    gw = await make_gateway(idle_timeout_seconds=0.5)
+    async with connect(url(gw)) as ws:
+        await ws.recv()
+        messages = await read_all(ws, timeout=10)
+    assert [m["type"] for m in messages] == ["error", "done"]
+    assert messages[0]["code"] == "idle_timeout"
+    assert ws.close_code == 1000
+
+
+async def test_message_flood_is_rate_limited_not_fatal(make_gateway: Any) -> None:
+    gw = await make_gateway(max_messages_per_second=5)
+    async with connect(url(gw)) as ws:
+        await ws.recv()
+        for _ in range(30):
+            await ws.send(json.dumps({"type": "ping"}))
+        msgs = await read_until(ws, lambda m: m["type"] == "error" and m["code"] == "rate_limited")
+        assert any(m["type"] == "pong" for m in msgs)
+        await asyncio.sleep(1.0)  # tokens refill: the session goes on
+        while True:
+            await ws.send(json.dumps({"type": "ping", "id": "after"}))
+            msg = await read_until(ws, lambda m: m["type"] == "pong" and m.get("id") == "after")
+            if msg:
+                break
