@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 
@@ -25,6 +26,7 @@ from common.embedded_redis import EmbeddedRedis, free_port
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 30.0
+DEMO_CLIENT = Path(__file__).resolve().parent.parent / "demos" / "demo_client.py"
 
 
 @dataclass
@@ -258,8 +260,6 @@ async def run_stack(options: StackOptions) -> int:
 
 async def run_demo(options: StackOptions, client_args: list[str]) -> int:
     """Bring the stack up, run the demo client against it, bring it down; the client's code."""
-    from pathlib import Path
-
     supervisor = Supervisor(options)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -271,8 +271,7 @@ async def run_demo(options: StackOptions, client_args: list[str]) -> int:
         await supervisor.wait_ready()
         print(supervisor.summary(), flush=True)
         print(f"ready in {time.monotonic() - started:.1f}s\n", flush=True)
-        client = Path(__file__).resolve().parent.parent / "demos" / "demo_client.py"
-        args = [sys.executable, str(client), "--url", f"ws://127.0.0.1:{supervisor.gateway_port}/",
+        args = [sys.executable, str(DEMO_CLIENT), "--url", f"ws://127.0.0.1:{supervisor.gateway_port}/",
                 "--show-transcripts", *client_args]
         proc = await asyncio.create_subprocess_exec(*args)
         waiter = asyncio.create_task(proc.wait())
