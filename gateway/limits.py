@@ -10,6 +10,8 @@
 - :class:`AudioQuota` / :class:`AudioMeter`: seconds of audio per subject per minute, across
   every gateway (``INCRBYFLOAT`` on a per-minute key with a TTL). A meter batches a
   connection's frames so Redis sees about one call a second, not one per frame.
+- :class:`HandshakeGuard`: the admission decision of a WebSocket handshake (lockout, IP
+  rate, token), pure and synchronous so ``process_request`` stays a few lines.
 
 The Redis-backed limits fail open when Redis is unreachable: the gateway cannot queue audio
 then anyway, and refusing every client for a Redis blip would be worse.
@@ -26,7 +28,9 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from common.auth import AuthError, Claims, TokenVerifier, extract_token
 from common.redis_conn import RETRYABLE
+from common.security_settings import SecuritySettings
 
 log = logging.getLogger(__name__)
 
@@ -334,7 +338,7 @@ class AudioMeter:
         if now < self._blocked_until:
             return self._refusal
         self._pending += seconds
-        if self._pending < self.flush_seconds:
+        if self._pending < self.flush_seconds - 1e-9:  # float sums of frame lengths fall short
             return None
         amount, self._pending = self._pending, 0.0
         charge = await self.quota.charge(self.subject, amount)
@@ -351,3 +355,79 @@ class AudioMeter:
         if self._pending > 0:
             amount, self._pending = self._pending, 0.0
             await self.quota.charge(self.subject, amount)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The outcome of a handshake: refused, admitted (with claims when auth is on), or
+    ``deferred``: auth is on but no token came with the handshake, so the first message
+    must be ``{"type": "auth", "token": ...}``."""
+
+    refusal: Refusal | None = None
+    claims: Claims | None = None
+    deferred: bool = False
+
+
+def auth_refusal(error: AuthError) -> Refusal:
+    """An :class:`AuthError` as a refusal: HTTP 401 in the handshake, close 1008 after it."""
+    return Refusal(error.code, error.message, http_status=401, close_code=1008)
+
+
+class HandshakeGuard:
+    """Lockout, then connection rate, then the token, for one handshake from ``ip``.
+
+    Failed verifications count towards the IP's lockout (here and in :meth:`verify`, used
+    for the first ``auth`` message and for refreshes); a success clears the count.
+    """
+
+    def __init__(self, verifier: TokenVerifier | None, ip_limiter: IpRateLimiter,
+                 failures: AuthFailureTracker) -> None:
+        self.verifier = verifier
+        self.ip_limiter = ip_limiter
+        self.failures = failures
+
+    @classmethod
+    def from_settings(cls, settings: SecuritySettings, *, clock: Clock = time.monotonic) -> HandshakeGuard:
+        return cls(
+            TokenVerifier.from_settings(settings),
+            IpRateLimiter(settings.connections_per_ip_per_minute, clock=clock),
+            AuthFailureTracker(settings.auth_failures_before_lockout, settings.lockout_seconds, clock=clock),
+        )
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.verifier is not None
+
+    def admit(self, ip: str, headers: object, path: str | None) -> Admission:
+        """Decide a handshake from its client address, headers and path (with the query)."""
+        locked = self.failures.check(ip)
+        if locked is not None:
+            return Admission(refusal=locked)
+        limited = self.ip_limiter.check(ip)
+        if limited is not None:
+            return Admission(refusal=limited)
+        if self.verifier is None:
+            return Admission()
+        token = extract_token(headers, path)
+        if token is None:
+            return Admission(deferred=True)
+        try:
+            return Admission(claims=self.verify(ip, token))
+        except AuthError as exc:
+            return Admission(refusal=auth_refusal(exc))
+
+    def verify(self, ip: str, token: str | None) -> Claims:
+        """Verify a token from ``ip`` (first message or refresh), counting a failure.
+
+        Raises :class:`AuthError`; when the failure locks the IP out, the error is still the
+        token's own (the lockout answers the next attempt).
+        """
+        if self.verifier is None:
+            raise AuthError("auth_not_enabled", "this gateway does not require a token")
+        try:
+            claims = self.verifier.verify(token)
+        except AuthError:
+            self.failures.record_failure(ip)
+            raise
+        self.failures.record_success(ip)
+        return claims

@@ -1,0 +1,75 @@
+"""``speech-pipeline up`` as a user runs it: healthy, restarts a dead child, stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from common.embedded_redis import free_port
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ready(port: int) -> bool:
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1).status == 200
+    except OSError:
+        return False
+
+
+def bound(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait(cond, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_up_restarts_a_dead_child_and_stops_within_15s() -> None:
+    ports = [free_port() for _ in range(4)]
+    ws, gw, stt, tr = ports
+    env = {**os.environ, "MODEL_SIZE": "tiny.en", "LOG_LEVEL": "WARNING"}
+    cmd = [sys.executable, "-m", "common.cli", "up", "--gateway-port", str(ws), "--gateway-health-port", str(gw),
+           "--stt-health-port", str(stt), "--translation-health-port", str(tr)]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        started = time.monotonic()
+        wait(lambda: ready(gw) and ready(stt), 120)
+        print(f"\nup -> gateway and STT ready in {time.monotonic() - started:.1f}s")
+        children = psutil.Process(proc.pid).children()
+        assert len(children) == 4  # redis, gateway, STT worker, translation worker
+        stt_child = next(c for c in children if "stt_worker" in " ".join(c.cmdline()))
+        stt_child.kill()  # SIGKILL: the runner must notice and restart it
+        wait(lambda: not ready(stt), 10)
+        wait(lambda: ready(stt), 60)
+        assert stt_child.pid not in [c.pid for c in psutil.Process(proc.pid).children()]
+        pids = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        stop_at = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
+        took = time.monotonic() - stop_at
+        print(f"SIGINT -> everything stopped in {took:.1f}s")
+        assert proc.returncode == 0
+        assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+        assert not any(bound(p) for p in ports)
+        out = proc.stdout.read() if proc.stdout else ""
+        assert f"ws://127.0.0.1:{ws}/" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
