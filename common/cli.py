@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from common.logs import setup_logging
 from common.runner import StackOptions, run_demo, run_stack
+from common.token_cli import add_token_command
 
 
 def _options(args: argparse.Namespace) -> StackOptions:
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stack_args(demo)
     demo.add_argument("client_args", nargs=argparse.REMAINDER, help="passed to demos/demo_client.py")
     demo.set_defaults(func=_demo)
+    add_token_command(sub)
     return parser
 
 

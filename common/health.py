@@ -18,6 +18,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from common.auth import bearer_matches
+
 log = logging.getLogger(__name__)
 
 Check = Callable[[], Awaitable[tuple[bool, str]]]
@@ -91,24 +93,18 @@ class HealthServer:
         self._runner: web.AppRunner | None = None
 
     def _app(self) -> web.Application:
-        app = web.Application(middlewares=[self._headers])
+        app = web.Application()
+        # on_response_prepare covers every answer, errors and 404s included.
+        app.on_response_prepare.append(self._headers)
         app.router.add_get("/health", self._health)
         app.router.add_get("/ready", self._ready)
         app.router.add_get("/metrics", self._metrics)
         return app
 
-    @web.middleware
-    async def _headers(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            response = exc
+    async def _headers(self, request: web.Request, response: web.StreamResponse) -> None:
         response.headers.update(SECURITY_HEADERS)
         if self._ssl is not None:
             response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-        return response
 
     async def _health(self, request: web.Request) -> web.Response:
         details: dict[str, Any] = {}
@@ -135,10 +131,10 @@ class HealthServer:
         return web.json_response(body, status=200 if ready else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        if self._metrics_token is not None:
-            expected = f"Bearer {self._metrics_token}"
-            if request.headers.get("Authorization", "") != expected:
-                raise web.HTTPUnauthorized(text="metrics need a bearer token")
+        if self._metrics_token is not None and not bearer_matches(
+            request.headers.get("Authorization"), self._metrics_token
+        ):
+            raise web.HTTPUnauthorized(text="metrics need a bearer token", headers={"WWW-Authenticate": "Bearer"})
         body = generate_latest(self._registry)
         response = web.Response(body=body)
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST

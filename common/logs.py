@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Any
 
+from common.auth import redact_tokens
+
 _secrets: set[str] = set()
 _lock = threading.Lock()
 REDACTED = "***"
@@ -30,7 +32,7 @@ def redact(text: str) -> str:
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
-    return text
+    return redact_tokens(text)
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -74,5 +76,5 @@ def setup_logging(level: str = "INFO", fmt: str = "text", service: str = "") -> 
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Libraries that log every request at INFO would drown the service's own lines.
-    for noisy in ("aiohttp.access", "websockets.server", "faster_whisper"):
+    for noisy in ("aiohttp.access", "websockets", "faster_whisper"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

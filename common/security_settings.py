@@ -13,8 +13,10 @@ validation error can print a secret: errors name the variable, never its value.
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -233,3 +235,23 @@ def check_bind_policy(host: str, auth_enabled: bool, allow_insecure: bool) -> No
         f"refusing to bind {host or '0.0.0.0'} with authentication off: set JWT_SECRET or "
         "JWT_PUBLIC_KEY_FILE, bind HOST=127.0.0.1, or set ALLOW_INSECURE=1 to accept the risk"
     )
+
+
+def prepare_listeners(settings: SecuritySettings, *, redis_url: str | None = None) -> ssl.SSLContext | None:
+    """What every service does before it listens: refuse an insecure public bind, register
+    its secrets for redaction, and build the TLS context (None without TLS)."""
+    from common.logs import register_secret
+    from common.tls import server_ssl_context
+
+    host = str(getattr(settings, "host", "127.0.0.1"))
+    guarded = settings.auth_enabled or settings.metrics_token is not None
+    check_bind_policy(host, guarded, settings.allow_insecure)
+    for secret in (settings.jwt_secret, settings.metrics_token):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    if redis_url:
+        register_secret(redis_url)
+        password = urlsplit(redis_url).password
+        if password:
+            register_secret(password)
+    return server_ssl_context(settings.tls_cert_file, settings.tls_key_file)

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from common.security_settings import SecuritySettings
 
 LogFormat = Literal["text", "json"]
 Device = Literal["auto", "cuda", "cpu"]
@@ -28,10 +30,14 @@ def default_instance_name() -> str:
     return socket.gethostname()
 
 
-class CommonSettings(BaseSettings):
-    """What every service reads: Redis, logging, the health/metrics server, identity."""
+class CommonSettings(SecuritySettings):
+    """What every service reads: Redis, logging, the health/metrics server, identity, and the
+    security settings (JWT, TLS, metrics token, limits, bind policy)."""
 
-    model_config = SettingsConfigDict(frozen=True, case_sensitive=False, extra="ignore")
+    # hide_input_in_errors: a validation error must never echo a secret it was given.
+    model_config = SettingsConfigDict(
+        frozen=True, case_sensitive=False, extra="ignore", hide_input_in_errors=True
+    )
 
     redis_url: SecretStr = Field(
         default=SecretStr("redis://localhost:6379"),

@@ -23,8 +23,8 @@ from common.consumer import ConsumerOptions, Entry, StreamConsumer
 from common.health import HealthServer, HealthState
 from common.heartbeat import Heartbeat
 from common.lifecycle import Service
-from common.logs import register_secret
 from common.redis_conn import connect
+from common.security_settings import prepare_listeners
 from common.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -78,11 +78,14 @@ class StreamWorker(Service, Generic[T]):
 
     async def startup(self) -> None:
         s = self.settings
-        register_secret(s.redis_url.get_secret_value())
+        ssl_context = prepare_listeners(s, redis_url=s.redis_url.get_secret_value())
         self.health.add_check("redis", self._check_redis)
         self.health.add_check("model", self._check_model)
         self.health.details.append(self._details)
-        self.health_server = HealthServer(self.health, s.host, s.health_port)
+        self.health_server = HealthServer(
+            self.health, s.host, s.health_port, ssl_context=ssl_context,
+            metrics_token=s.metrics_token.get_secret_value() if s.metrics_token else None,
+        )
         await self.health_server.start()
         self.redis = await connect(
             s.redis_url.get_secret_value(), ca_file=s.redis_ca_file, timeout=s.redis_connect_timeout_seconds

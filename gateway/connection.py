@@ -24,8 +24,10 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from common import bus
+from common.auth import AuthError, AuthLease, Claims, token_from_auth_message
 from common.redis_conn import RETRYABLE
 from gateway import metrics, protocol
+from gateway.limits import Admission, AudioMeter
 from gateway.ordering import OrdererOptions, ResultOrderer
 from gateway.partials import OVERLOADED, PartialOptions, PartialScheduler
 from gateway.ratelimit import TokenBucket
@@ -39,9 +41,14 @@ TICK_SECONDS = 0.1
 
 
 class Connection:
-    def __init__(self, ctx: GatewayContext, ws: ServerConnection) -> None:
+    def __init__(self, ctx: GatewayContext, ws: ServerConnection, admission: Admission | None = None) -> None:
         self.ctx = ctx
         self.ws = ws
+        self.admission = admission or Admission()
+        self.ip = str(ws.remote_address[0]) if getattr(ws, "remote_address", None) else "unknown"
+        self.lease: AuthLease | None = None
+        self.audio_meter: AudioMeter | None = None
+        self.slot = uuid.uuid4().hex  # this connection's place in the subject's session count
         s = ctx.settings
         self.session_id = uuid.uuid4().hex
         self.config = SessionConfig(sample_rate=s.sample_rate)
@@ -94,7 +101,43 @@ class Connection:
             )
         )
 
+    async def _authenticate(self) -> bool:
+        """Finish auth (first ``auth`` message when the handshake had no token) and take a
+        session slot for the subject. False: refused, told, and closed with 1008."""
+        if not self.ctx.guard.auth_enabled:
+            return True
+        claims = self.admission.claims
+        try:
+            if self.admission.deferred:
+                try:
+                    first = await asyncio.wait_for(self.ws.recv(), self.ctx.settings.auth_timeout_seconds)
+                except TimeoutError:
+                    raise AuthError("token_missing", "send {type: auth, token} first") from None
+                claims = self.ctx.guard.verify(self.ip, token_from_auth_message(first))
+        except AuthError as exc:
+            metrics.REFUSED.labels(exc.code).inc()
+            await self._refuse(exc.code, exc.message)
+            return False
+        assert claims is not None
+        refusal = await self.ctx.subject_sessions.acquire(claims.subject, self.slot)
+        if refusal is not None:
+            metrics.REFUSED.labels(refusal.code).inc()
+            await self._refuse(refusal.code, refusal.message)
+            return False
+        self._claims: Claims = claims
+        self.lease = AuthLease(claims, self.ctx.settings.token_expiry_grace_seconds)
+        self.audio_meter = AudioMeter(self.ctx.audio_quota, claims.subject)
+        return True
+
+    async def _refuse(self, code: str, message: str) -> None:
+        """Before the session starts: an error frame, then close 1008 with the code."""
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(bus.dumps({"type": "error", "code": code, "message": message}))
+            await self.ws.close(1008, code)
+
     async def run(self) -> None:
+        if not await self._authenticate():
+            return
         metrics.SESSIONS_TOTAL.labels("new").inc()
         await self.ctx.router.subscribe(self.session_id, self._on_result, self._on_control)
         await self._save()
@@ -140,7 +183,29 @@ class Connection:
         elif isinstance(msg, protocol.EndMessage):
             await self._on_end()
         elif isinstance(msg, protocol.AuthMessage):
+            await self._on_auth(msg.token)
+
+    async def _on_auth(self, token: str) -> None:
+        """A refreshed token extends the session; a bad one ends it (1008)."""
+        if self.lease is None:
             self.error("auth_not_enabled", "this gateway does not require a token")
+            return
+        try:
+            self.lease.refresh(self.ctx.guard.verify(self.ip, token))
+        except AuthError as exc:
+            metrics.REFUSED.labels(exc.code).inc()
+            self.error(exc.code, exc.message)
+            await self._wait_sent_queue()
+            self.closed = True
+            with contextlib.suppress(ConnectionClosed):
+                await self.ws.close(1008, exc.code)
+
+    async def _wait_sent_queue(self) -> None:
+        """Give the sender a moment to flush what is queued (bounded)."""
+        for _ in range(20):
+            if self.send_queue.empty():
+                return
+            await asyncio.sleep(0.01)
 
     async def _on_config(self, msg: protocol.ConfigMessage) -> None:
         fields = msg.model_fields_set
@@ -177,7 +242,17 @@ class Connection:
             self.error("session_too_long", "MAX_SESSION_SECONDS reached")
             await self._on_end()
             return
-        self.audio_clock += len(pcm) / self.config.sample_rate
+        seconds = len(pcm) / self.config.sample_rate
+        if self.audio_meter is not None:
+            refusal = await self.audio_meter.add(seconds)
+            if refusal is not None:
+                if refusal.code not in self.errors_sent:
+                    self.errors_sent.add(refusal.code)
+                    metrics.REFUSED.labels(refusal.code).inc()
+                    self.error(refusal.code, refusal.message)
+                return
+            self.errors_sent.discard("audio_quota_exceeded")
+        self.audio_clock += seconds
         events = await asyncio.to_thread(self.segmenter.feed, pcm) if len(pcm) > 16000 else self.segmenter.feed(pcm)
         await self._handle_events(events)
         await self._maybe_partial()
@@ -436,9 +511,24 @@ class Connection:
     async def _ticker(self) -> None:
         """Time-driven work: ordering timeouts, idle timeout, and ``done`` after ``end``."""
         s = self.ctx.settings
+        renewed = time.monotonic()
         while not self.closed:
             await asyncio.sleep(TICK_SECONDS)
             now = time.monotonic()
+            if self.lease is not None:
+                state = self.lease.poll(time.time())
+                if state == "expired":
+                    self.error("token_expired", "the token expired: send {type: auth, token} to go on")
+                elif state == "close":
+                    await self._wait_sent_queue()
+                    self.closed = True
+                    with contextlib.suppress(ConnectionClosed):
+                        await self.ws.close(1008, "token_expired")
+                    return
+                if now - renewed > 20:
+                    renewed = now
+                    with contextlib.suppress(*RETRYABLE):
+                        await self.ctx.subject_sessions.renew(self._claims.subject, self.slot)
             self._release(self.orderer.release(now, draining=self.ending))
             if not self.ending:
                 await self._maybe_partial()  # partials stay on time when audio frames are sparse
@@ -514,6 +604,11 @@ class Connection:
         self.closed = True
         for task in self._tasks:
             task.cancel()
+        if self.lease is not None:
+            with contextlib.suppress(*RETRYABLE):
+                await self.ctx.subject_sessions.release(self._claims.subject, self.slot)
+                if self.audio_meter is not None:
+                    await self.audio_meter.flush()
         with contextlib.suppress(*RETRYABLE):
             await self.ctx.store.touch(
                 self.session_id, next_seq=self.seq + 1,

@@ -16,15 +16,18 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
 
 from common import bus
 from common.health import HealthServer, HealthState
 from common.heartbeat import Heartbeat
 from common.lifecycle import Service
-from common.logs import register_secret
 from common.redis_conn import RETRYABLE, connect
+from common.security_settings import prepare_listeners
 from common.settings import GatewaySettings
+from common.tls import scheme
 from gateway import metrics
+from gateway.limits import Admission, AudioQuota, HandshakeGuard, SubjectSessions
 from gateway.router import ResultRouter
 from gateway.sessions import SessionStore
 from gateway.vad import SileroVad
@@ -42,6 +45,9 @@ class GatewayContext:
     store: SessionStore
     name: str
     silero: SileroVad | None
+    guard: HandshakeGuard
+    subject_sessions: SubjectSessions
+    audio_quota: AudioQuota
     queue_depth: int = 0
     connections: set[Any] = field(default_factory=set)
 
@@ -62,15 +68,19 @@ class GatewayService(Service):
         self.server: Server | None = None
         self.heartbeat: Heartbeat | None = None
         self._depth_task: asyncio.Task[None] | None = None
+        self._admissions: dict[ServerConnection, Admission] = {}
         self.port = settings.gateway_port
 
     async def startup(self) -> None:
         s = self.settings
-        register_secret(s.redis_url.get_secret_value())
+        ssl_context = prepare_listeners(s, redis_url=s.redis_url.get_secret_value())
         self.health.add_check("redis", self._check_redis)
         self.health.add_check("websocket", self._check_ws)
         self.health.details.append(self._details)
-        self.health_server = HealthServer(self.health, s.host, s.health_port)
+        self.health_server = HealthServer(
+            self.health, s.host, s.health_port, ssl_context=ssl_context,
+            metrics_token=s.metrics_token.get_secret_value() if s.metrics_token else None,
+        )
         await self.health_server.start()
         redis = await connect(s.redis_url.get_secret_value(), ca_file=s.redis_ca_file,
                               timeout=s.redis_connect_timeout_seconds)
@@ -82,6 +92,9 @@ class GatewayService(Service):
             settings=s, redis=redis, router=router,
             store=SessionStore(redis, s.session_ttl_seconds, s.session_log_maxlen),
             name=name, silero=silero,
+            guard=HandshakeGuard.from_settings(s),
+            subject_sessions=SubjectSessions(redis, s.sessions_per_subject),
+            audio_quota=AudioQuota(redis, s.audio_seconds_per_subject_per_minute),
         )
         self._depth_task = asyncio.create_task(self._watch_depth(), name="queue-depth")
         self.server = await serve(
@@ -94,6 +107,8 @@ class GatewayService(Service):
             ping_timeout=20,
             close_timeout=5,
             server_header=None,
+            ssl=ssl_context,
+            process_request=self._process_request,
         )
         sockets = list(self.server.sockets)
         if sockets:
@@ -105,12 +120,31 @@ class GatewayService(Service):
         self.heartbeat = Heartbeat(redis, self.name, name, s.heartbeat_ttl_seconds,
                                    info=lambda: {"sessions": len(self.ctx.connections) if self.ctx else 0})
         self.heartbeat.start()
-        log.info("gateway listening on ws://%s:%d/", s.host, self.port)
+        log.info("gateway listening on %s://%s:%d/ (auth %s)", scheme("ws", ssl_context), s.host, self.port,
+                 "on" if s.auth_enabled else "off")
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """The handshake: lockout, per-IP rate, and the token when one comes with it (401)."""
+        assert self.ctx is not None
+        admission = self.ctx.guard.admit(connection.remote_address[0], request.headers, request.path)
+        refusal = admission.refusal
+        if refusal is None:
+            self._admissions[connection] = admission
+            return None
+        metrics.REFUSED.labels(refusal.code).inc()
+        log.info("handshake refused: %s", refusal.code)  # never the token
+        response = connection.respond(refusal.http_status, f"{refusal.code}: {refusal.message}\n")
+        for name, value in refusal.retry_after_header().items():
+            response.headers[name] = value
+        if refusal.http_status == 401:
+            response.headers["WWW-Authenticate"] = f'Bearer error="{refusal.code}"'
+        return response
 
     async def _handle(self, ws: ServerConnection) -> None:
         from gateway.connection import Connection
 
         assert self.ctx is not None
+        admission = self._admissions.pop(ws, Admission())
         if self.stopping.is_set():
             await ws.close(1001, "gateway stopping")
             return
@@ -118,7 +152,7 @@ class GatewayService(Service):
             metrics.REFUSED.labels("max_sessions").inc()
             await ws.close(1013, "gateway at MAX_SESSIONS; try again later")
             return
-        conn = Connection(self.ctx, ws)
+        conn = Connection(self.ctx, ws, admission)
         self.ctx.connections.add(conn)
         metrics.SESSIONS.set(len(self.ctx.connections))
         try:
