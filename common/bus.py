@@ -89,6 +89,11 @@ class AudioJob(_Message):
     speech_end_at: float | None = Field(
         default=None, description="Wall clock when the segmenter saw speech end (finals)."
     )
+    speculative: bool = Field(
+        default=False,
+        description="An early final, sent during the silence before the utterance is known to "
+        "have ended; the gateway uses it only if the speaker does not resume.",
+    )
     gateway: str = ""
 
 
@@ -143,6 +148,7 @@ class FinalResult(_Message):
     inference_seconds: float = 0.0
     speech_end_at: float | None = None
     translation_expected: bool = False
+    speculative: bool = False
 
 
 class TranslationResult(_Message):

@@ -142,6 +142,12 @@ class GatewaySettings(CommonSettings):
         default=256, ge=8, description="Messages queued per client before it is disconnected."
     )
     use_silero: bool = Field(default=True, description="Confirm speech with Silero VAD.")
+    early_final_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="Silence after which an early (speculative) final job is sent, so the final is "
+        "ready when SILENCE_THRESHOLD_SECONDS elapses; 0 turns it off.",
+    )
 
 
 class SttSettings(WorkerSettings):

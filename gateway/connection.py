@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,15 @@ from gateway.sessions import SessionConfig
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.1
+
+
+@dataclass
+class EarlyFinal:
+    """An early final job in flight for an open utterance, keyed by the speech end it assumed."""
+
+    end: float
+    result: bus.FinalResult | None = None
+    confirmed: bool = False
 
 
 class Connection:
@@ -66,6 +76,7 @@ class Connection:
         self.audio_clock = 0.0  # seconds of client audio received
         self.utterance_times: dict[int, tuple[float, float]] = {}  # index -> (onset wall, ready wall)
         self.first_partial_seen: set[int] = set()
+        self.early: dict[int, EarlyFinal] = {}
         self.errors_sent: set[str] = set()
         self.ending = False
         self.closed = False
@@ -255,6 +266,7 @@ class Connection:
         self.audio_clock += seconds
         events = await asyncio.to_thread(self.segmenter.feed, pcm) if len(pcm) > 16000 else self.segmenter.feed(pcm)
         await self._handle_events(events)
+        await self._maybe_early_final()
         await self._maybe_partial()
 
     async def _on_end(self) -> None:
@@ -289,21 +301,31 @@ class Connection:
         """Wall-clock time at which audio time ``t`` arrived (streaming in real time)."""
         return time.time() - max(0.0, self.audio_clock - t)
 
-    async def _queue_final(self, utt: UtteranceReady) -> None:
-        index = self.utterance_base + utt.index
-        self.next_utterance = max(self.next_utterance, index + 1)
-        metrics.UTTERANCES.labels(utt.reason).inc()
-        self.scheduler.close(index)
-        if self.ctx.overloaded:
-            metrics.REFUSED.labels("overloaded").inc()
-            self.error("overloaded", "the transcription queue is full; this utterance was not transcribed",
-                       segment_id=bus.segment_id(self.session_id, index))
+    async def _maybe_early_final(self) -> None:
+        """During the silence that may end an utterance, transcribe it already: if the speaker
+        does not resume, the final is ready when the silence threshold elapses."""
+        wait = self.ctx.settings.early_final_seconds
+        end = self.segmenter.current_end
+        if not wait or end is None or self.segmenter.now - end < wait or self.ctx.overloaded:
             return
+        tentative = self.segmenter.tentative_utterance()
+        if tentative is None:
+            return
+        index = self.utterance_base + tentative.index
+        end = round(tentative.end, 3)
+        sent = self.early.get(index)
+        if sent is not None and sent.end == end:
+            return  # already in flight for this end of speech
+        if sent is not None:
+            metrics.EARLY_FINALS.labels("wasted").inc()  # the speaker resumed: that one is stale
+        job = self._final_job(tentative, index, speculative=True)
+        if await self._xadd(job, tentative.audio):
+            self.early[index] = EarlyFinal(end=end)
+            metrics.EARLY_FINALS.labels("sent").inc()
+
+    def _final_job(self, utt: UtteranceReady, index: int, *, speculative: bool = False) -> bus.AudioJob:
         now = time.time()
-        speech_end_at = self._wall_at(utt.end)
-        onset = self.utterance_times.get(index, (speech_end_at, 0.0))[0]
-        self.utterance_times[index] = (onset, now)
-        job = bus.AudioJob(
+        return bus.AudioJob(
             kind="final",
             session_id=self.session_id,
             utterance_index=index,
@@ -315,9 +337,39 @@ class Connection:
             prompt=self.last_final or None,
             word_timestamps=self.config.word_timestamps,
             created_at=now,
-            speech_end_at=speech_end_at,
+            speech_end_at=self._wall_at(utt.end),
+            speculative=speculative,
             gateway=self.ctx.name,
         )
+
+    async def _queue_final(self, utt: UtteranceReady) -> None:
+        index = self.utterance_base + utt.index
+        self.next_utterance = max(self.next_utterance, index + 1)
+        metrics.UTTERANCES.labels(utt.reason).inc()
+        self.scheduler.close(index)
+        early = self.early.pop(index, None)
+        if early is not None and early.end == round(utt.end, 3):
+            # The speaker did not resume: the early final is this utterance's final.
+            metrics.EARLY_FINALS.labels("used").inc()
+            now = time.time()
+            onset = self.utterance_times.get(index, (self._wall_at(utt.end), 0.0))[0]
+            self.utterance_times[index] = (onset, now)
+            self.orderer.expect_final(index, time.monotonic())
+            early.confirmed = True
+            self.early[index] = early
+            if early.result is not None:
+                self._accept_early(early.result)
+            return
+        if early is not None:
+            metrics.EARLY_FINALS.labels("wasted").inc()
+        if self.ctx.overloaded:
+            metrics.REFUSED.labels("overloaded").inc()
+            self.error("overloaded", "the transcription queue is full; this utterance was not transcribed",
+                       segment_id=bus.segment_id(self.session_id, index))
+            return
+        job = self._final_job(utt, index)
+        onset = self.utterance_times.get(index, (job.speech_end_at or job.created_at, 0.0))[0]
+        self.utterance_times[index] = (onset, job.created_at)
         if await self._xadd(job, utt.audio):
             self.orderer.expect_final(index, time.monotonic())
 
@@ -358,7 +410,9 @@ class Connection:
             return True
         except RETRYABLE as exc:
             log.warning("could not queue %s job for %s: %s", job.kind, job.segment_id, exc)
-            if job.kind == "final":
+            if job.speculative:
+                pass  # the real final job follows when the utterance ends
+            elif job.kind == "final":
                 self.error("unavailable", "the transcription queue is unreachable; utterance lost",
                            segment_id=job.segment_id)
             else:
@@ -393,6 +447,14 @@ class Connection:
                 "translation": result.translation, "language": result.language,
             })
             return
+        if isinstance(result, bus.FinalResult) and result.speculative:
+            early = self.early.get(result.utterance_index)
+            if early is None or early.end != result.end or early.result is not None:
+                return  # stale (the speaker resumed) or a redelivered copy
+            early.result = result
+            if early.confirmed:
+                self._accept_early(result)
+            return
         if isinstance(result, bus.FinalResult):
             message = {
                 "type": "final", "segment_id": result.segment_id, "text": result.text,
@@ -421,6 +483,27 @@ class Connection:
                 self.errors_sent.add(result.code)
                 self.error(result.code, result.message, segment_id=result.segment_id)
         self._release(self.orderer.release(now, draining=self.ending))
+
+    def _accept_early(self, result: bus.FinalResult) -> None:
+        """A confirmed early final: deliver it as the final, and have it translated now."""
+        self.early.pop(result.utterance_index, None)
+        wants_translation = bool(self.config.target_language and result.text.strip())
+        if wants_translation:
+            assert self.config.target_language is not None
+            self._spawn(self._queue_translation(result, self.config.target_language))
+        self._deliver(result.model_copy(update={"speculative": False, "translation_expected": wants_translation}))
+
+    async def _queue_translation(self, result: bus.FinalResult, target: str) -> None:
+        job = bus.TranscriptionJob(
+            session_id=result.session_id, segment_id=result.segment_id, utterance_index=result.utterance_index,
+            text=result.text, source_language=result.language, target_language=target,
+            created_at=time.time(), speech_end_at=result.speech_end_at,
+        )
+        try:
+            await self.ctx.redis.xadd(bus.TRANSCRIPTIONS, bus.encode_transcription_job(job))
+        except RETRYABLE as exc:
+            log.warning("could not queue the translation of %s: %s", result.segment_id, exc)
+            self.orderer.add_translation(result.utterance_index, None, time.monotonic())
 
     def _observe_final(self, result: bus.FinalResult) -> None:
         times = self.utterance_times.get(result.utterance_index)

@@ -10,6 +10,9 @@ SESSIONS = Gauge("gateway_sessions", "Open client sessions")
 SESSIONS_TOTAL = Counter("gateway_sessions_opened", "Sessions opened, by how", ["kind"])
 UTTERANCES = Counter("gateway_utterances_total", "Utterances cut by the segmenter, by reason", ["reason"])
 PARTIAL_JOBS = Counter("gateway_partial_jobs_total", "Partial jobs, by outcome", ["outcome"])
+EARLY_FINALS = Counter(
+    "gateway_early_finals_total", "Early (speculative) final jobs, by outcome: sent, used, wasted", ["outcome"]
+)
 PARTIALS_SENT = Counter("gateway_partials_sent_total", "realtime messages sent to clients")
 RESULTS_SENT = Counter("gateway_results_sent_total", "Results sent to clients, by type", ["type"])
 REFUSED = Counter("gateway_refused_total", "Refused inputs and connections, by code", ["code"])

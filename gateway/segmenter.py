@@ -405,6 +405,33 @@ class Segmenter:
         log.debug("speech started at %.3f s (utterance %d)", self._onset / SR, self._index)
         return [SpeechStarted(self._onset / SR, self._index)]
 
+    def _utterance_so_far(self, reason: str) -> UtteranceReady | None:
+        """The open utterance as it would end now: speech so far plus the tail."""
+        end = self._last_voiced_end
+        if end <= self._utt_start:
+            return None
+        audio_end = min(self._hist.end, end + self._tail)
+        return UtteranceReady(
+            index=self._index,
+            start=self._utt_start / SR,
+            end=end / SR,
+            audio=self._hist.slice(self._audio_start, audio_end),
+            reason=reason,
+            audio_start=self._audio_start / SR,
+        )
+
+    def tentative_utterance(self) -> UtteranceReady | None:
+        """What ending the open utterance now would give (reason ``tentative``), without
+        ending it. If the speaker does not resume, the ``UtteranceReady`` that comes when the
+        silence threshold elapses has the same ``end`` and the same audio, so a transcript
+        made from this one during the silence can be used at once (an early final)."""
+        if self._state != _SPEECH or not self._tail_complete():
+            return None
+        return self._utterance_so_far("tentative")
+
+    def _tail_complete(self) -> bool:
+        return self._hist.end >= self._last_voiced_end + self._tail
+
     def _finish(self, reason: str) -> list[Event]:
         end = self._last_voiced_end
         if not self._continued and end - self._utt_start < self._min_speech:
@@ -413,20 +440,11 @@ class Segmenter:
             self._onset = None
             return [SpeechEnded(end / SR, self._index, cancelled=True)]
         events: list[Event] = [SpeechEnded(end / SR, self._index)]
-        if end > self._utt_start:
-            audio_end = min(self._hist.end, end + self._tail)
-            events.append(
-                UtteranceReady(
-                    index=self._index,
-                    start=self._utt_start / SR,
-                    end=end / SR,
-                    audio=self._hist.slice(self._audio_start, audio_end),
-                    reason=reason,
-                    audio_start=self._audio_start / SR,
-                )
-            )
+        utterance = self._utterance_so_far(reason)
+        if utterance is not None:
+            events.append(utterance)
             self._index += 1
-            self._floor = audio_end
+            self._floor = min(self._hist.end, end + self._tail)
         self._state = _IDLE
         self._onset = None
         return events

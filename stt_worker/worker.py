@@ -80,22 +80,42 @@ class SttWorker(StreamWorker[Job]):
         ]
         selection = self.selector.select(descriptors, now)
         by_id = {e.id: e for e in entries}
-        for skipped in selection.skipped:
-            metrics.SKIPPED_PARTIALS.labels(skipped.reason).inc()
-            metrics.JOBS.labels("partial", "skipped").inc()
-        run = [by_id[d.key] for d in selection.to_run]
-        results: list[Transcript] = []
-        if run:
-            results = await self._transcribe(run)
+        skipped = [(by_id[s.key], str(s.reason)) for s in selection.skipped]
+        finals = [by_id[d.key] for d in selection.to_run if d.kind == "final"]
+        partials = [by_id[d.key] for d in selection.to_run if d.kind == "partial"]
+        # Finals first, in their own inference call, published before any partial runs.
+        if finals:
+            await self._run_and_publish(finals)
+        if partials and await self._backlogged(len(entries)):
+            # Partials are disposable: under a backlog they give way so finals keep their latency.
+            skipped += [(e, "backlog") for e in partials]
+            partials = []
+        if partials:
+            await self._run_and_publish(partials)
+        if skipped:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for entry, reason in skipped:
+                    metrics.SKIPPED_PARTIALS.labels(reason).inc()
+                    metrics.JOBS.labels("partial", "skipped").inc()
+                    job = entry.job[0]
+                    # Tell the gateway the partial slot is free again; it forwards nothing.
+                    pipe.publish(bus.results_channel(job.session_id), bus.encode_result(self._skipped(job)))
+                await pipe.execute()
+        return [e.id for e in entries]
+
+    async def _backlogged(self, in_hand: int) -> bool:
+        """True when a full batch of other jobs is already waiting behind this one."""
+        assert self.redis is not None
+        waiting = int(await self.redis.xlen(bus.AUDIO_JOBS)) - in_hand
+        return waiting >= self.stt_settings.max_batch_size
+
+    async def _run_and_publish(self, run: list[Entry[Job]]) -> None:
+        assert self.redis is not None
+        results = await self._transcribe(run)
         async with self.redis.pipeline(transaction=False) as pipe:
             for entry, transcript in zip(run, results, strict=True):
                 self._publish(pipe, entry.job[0], transcript)
-            for skipped in selection.skipped:
-                job = by_id[skipped.key].job[0]
-                # Tell the gateway the partial slot is free again; it forwards nothing.
-                pipe.publish(bus.results_channel(job.session_id), bus.encode_result(self._skipped(job)))
             await pipe.execute()
-        return [e.id for e in entries]
 
     async def _transcribe(self, run: list[Entry[Job]]) -> list[Transcript]:
         assert self.engine is not None
@@ -139,7 +159,8 @@ class SttWorker(StreamWorker[Job]):
             )
             pipe.publish(channel, bus.encode_result(partial))
             return
-        wants_translation = bool(job.target_language and t.text.strip())
+        # An early (speculative) final is translated by the gateway once it is confirmed.
+        wants_translation = bool(job.target_language and t.text.strip()) and not job.speculative
         final = bus.FinalResult(
             session_id=job.session_id,
             segment_id=job.segment_id,
@@ -160,6 +181,7 @@ class SttWorker(StreamWorker[Job]):
             inference_seconds=round(t.inference_seconds, 4),
             speech_end_at=job.speech_end_at,
             translation_expected=wants_translation,
+            speculative=job.speculative,
         )
         pipe.publish(channel, bus.encode_result(final))
         if wants_translation:
