@@ -39,7 +39,10 @@ def _up(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     setup_logging(os.environ.get("LOG_LEVEL", "WARNING").upper(), os.environ.get("LOG_FORMAT", "text"), "demo")
-    return asyncio.run(run_demo(_options(args), args.client_args))
+    client_args = list(args.client_args)
+    if client_args[:1] == ["--"]:
+        client_args = client_args[1:]
+    return asyncio.run(run_demo(_options(args), client_args))
 
 
 def _add_stack_args(parser: argparse.ArgumentParser) -> None:

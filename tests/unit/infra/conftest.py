@@ -33,16 +33,13 @@ SERVICE_SETTINGS: dict[str, str] = {
     "translation_worker": "TranslationSettings",
 }
 
-#: Settings that issue 9 (security) names and infra/ already wires, while common/settings.py
-#: does not read them yet. A name here is tolerated only while no settings class has it; once
-#: one does, every check applies to it as to any other setting. Empty this set when issue 9
-#: lands.
-PENDING_SECURITY_SETTINGS = frozenset(
-    {"JWT_SECRET", "JWT_PUBLIC_KEY_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE", "METRICS_TOKEN", "ALLOW_INSECURE"}
-)
 #: Variables docker-compose requires from .env (`${NAME:?message}`), with the dummy values the
-#: tests give them.
-COMPOSE_REQUIRED_ENV: dict[str, str] = {"JWT_SECRET": "test-only-secret"}
+#: tests give them: valid ones (JWT_SECRET needs 32+ bytes), so the services' settings accept
+#: the effective configuration.
+COMPOSE_REQUIRED_ENV: dict[str, str] = {"JWT_SECRET": "test-only-jwt-secret-0123456789abcdef"}
+#: Credentials: only ever from the Secret (Kubernetes) or .env (docker-compose), never a
+#: literal in a manifest, a compose default or a value shown in env.example.
+CREDENTIAL_SETTINGS = frozenset({"JWT_SECRET", "METRICS_TOKEN"})
 
 _ACTIVE = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 _DOCUMENTED = re.compile(r"^# ([A-Z][A-Z0-9_]*)=(.*)$")
@@ -105,15 +102,13 @@ def service_env_names(settings_classes: dict[str, type[BaseSettings]]) -> dict[s
 
 
 @pytest.fixture(scope="session")
-def pending_settings(service_env_names: dict[str, dict[str, str]]) -> frozenset[str]:
-    """The announced security settings that no service reads yet."""
-    read = set().union(*(set(names) for names in service_env_names.values()))
-    return PENDING_SECURITY_SETTINGS - read
+def compose_required_env() -> dict[str, str]:
+    return dict(COMPOSE_REQUIRED_ENV)
 
 
 @pytest.fixture(scope="session")
-def compose_required_env() -> dict[str, str]:
-    return dict(COMPOSE_REQUIRED_ENV)
+def credential_settings() -> frozenset[str]:
+    return CREDENTIAL_SETTINGS
 
 
 @pytest.fixture(scope="session")

@@ -28,9 +28,9 @@ def test_every_setting_a_service_reads_is_in_env_example(
 
 
 def test_env_example_names_only_settings_a_service_reads(
-    env_example: Any, service_env_names: dict[str, dict[str, str]], pending_settings: frozenset[str]
+    env_example: Any, service_env_names: dict[str, dict[str, str]]
 ) -> None:
-    known = set().union(*(set(names) for names in service_env_names.values())) | pending_settings
+    known = set().union(*(set(names) for names in service_env_names.values()))
     unknown = sorted(env_example.names - known)
     assert not unknown, f"infra/env.example documents settings no service reads: {unknown}"
 
@@ -64,11 +64,11 @@ def test_env_example_values_are_valid_for_each_service(
 
 def test_documented_only_values_are_the_service_defaults(
     env_example: Any, settings_classes: dict[str, type[BaseSettings]],
-    service_env_names: dict[str, dict[str, str]], pending_settings: frozenset[str],
+    service_env_names: dict[str, dict[str, str]],
 ) -> None:
     """`# NAME=value` lines show the default; for a per-service name, the gateway's."""
     for name, shown in env_example.documented.items():
-        if not shown or name in pending_settings:
+        if not shown:
             continue
         owners = [s for s, names in service_env_names.items() if name in names]
         cls = settings_classes[owners[0]]
@@ -96,16 +96,16 @@ def test_compose_forwards_every_active_setting_with_the_same_default(
 
 def test_compose_passes_only_settings_the_service_reads(
     env_example: Any, compose_config: dict[str, Any], settings_classes: dict[str, type[BaseSettings]],
-    service_env_names: dict[str, dict[str, str]], pending_settings: frozenset[str],
+    service_env_names: dict[str, dict[str, str]],
     compose_required_env: dict[str, str],
 ) -> None:
     for service, names in service_env_names.items():
         environment: dict[str, str] = compose_config["services"][service].get("environment") or {}
-        unknown = sorted(set(environment) - set(names) - pending_settings)
+        unknown = sorted(set(environment) - set(names))
         assert not unknown, f"docker-compose.yml passes {unknown} to {service}, which does not read them"
         # Values fixed in compose rather than taken from .env are the service's own defaults.
         cls = settings_classes[service]
-        fixed = set(environment) - set(env_example.active) - set(compose_required_env) - pending_settings
+        fixed = set(environment) - set(env_example.active) - set(compose_required_env)
         for name in fixed:
             default = cls.model_fields[names[name]].default
             assert str(environment[name]) == str(default), f"{service}: {name} fixed to {environment[name]}"
@@ -113,14 +113,14 @@ def test_compose_passes_only_settings_the_service_reads(
 
 def test_k8s_configmap_matches_env_example(
     env_example: Any, k8s_objects: list[dict[str, Any]], service_env_names: dict[str, dict[str, str]],
-    settings_classes: dict[str, type[BaseSettings]], pending_settings: frozenset[str],
+    settings_classes: dict[str, type[BaseSettings]],
 ) -> None:
     [configmap] = [
         o for o in k8s_objects
         if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "speech-pipeline-config"
     ]
     data: dict[str, str] = configmap["data"]
-    known = set().union(*(set(names) for names in service_env_names.values())) | pending_settings
+    known = set().union(*(set(names) for names in service_env_names.values()))
     assert not sorted(set(data) - known), f"ConfigMap keys no service reads: {sorted(set(data) - known)}"
     expected = set(env_example.active) - K8S_PER_DEPLOYMENT
     secrets = {name for name in expected if _is_secret(name, settings_classes, service_env_names)}
@@ -132,7 +132,6 @@ def test_k8s_configmap_matches_env_example(
 
 def test_k8s_deployments_set_only_settings_their_service_reads(
     k8s_objects: list[dict[str, Any]], service_env_names: dict[str, dict[str, str]],
-    pending_settings: frozenset[str],
 ) -> None:
     modules = {"gateway": "gateway", "stt-worker": "stt_worker", "translation-worker": "translation_worker"}
     deployments = {o["metadata"]["name"]: o for o in k8s_objects if o["kind"] == "Deployment"}
@@ -141,7 +140,7 @@ def test_k8s_deployments_set_only_settings_their_service_reads(
         names = service_env_names[modules[name]]
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             env_names = {entry["name"] for entry in container.get("env", [])}
-            unknown = sorted(env_names - set(names) - K8S_HELPER_VARIABLES - pending_settings)
+            unknown = sorted(env_names - set(names) - K8S_HELPER_VARIABLES)
             assert not unknown, f"Deployment {name} sets {unknown}, which {modules[name]} does not read"
             expected = K8S_PER_DEPLOYMENT & set(names)
             assert expected <= env_names, f"Deployment {name} leaves {sorted(expected - env_names)} unset"
