@@ -109,6 +109,9 @@ class Connection:
                 max_queue_depth=max(1, s.max_queue_depth // 2),
                 enabled=self.config.partials,
                 inflight_timeout=3.0,
+                # Speech is confirmed ~0.3 s after its onset: the first partial goes soon after, so
+                # a word is on screen within a second of speaking.
+                first_after=min(0.15, s.stt_send_interval),
             )
         )
 
