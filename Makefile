@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Debian packages: espeak-ng (test speech), libportaudio2 (microphone capture), docker-compose
 # (offline validation of the compose file), Xvfb and the xcb libraries (GUI screenshots).
 APT_PACKAGES := espeak-ng libportaudio2 docker-compose xvfb xcompmgr libxcb-icccm4 libxcb-keysyms1 \
-	libxcb-xinerama0 libxcb-image0 libxcb-render-util0 libxkbcommon-x11-0 xdotool haproxy
+	libxcb-xinerama0 libxcb-image0 libxcb-render-util0 libxkbcommon-x11-0 xdotool xclip haproxy
 
 .PHONY: install system-deps run up test test-slow lint bench clean
 
