@@ -169,8 +169,12 @@ class SttSettings(WorkerSettings):
     partial_max_age: float = Field(
         default=2.0, gt=0, description="Partial jobs older than this are skipped."
     )
-    inference_threads: int = Field(
-        default=1, ge=1, le=8, description="Batches running inference at once in this worker."
+    stt_batched: bool = Field(
+        default=True, description="Run a batch of jobs as one encode and one generate call."
+    )
+    encoder_window: Literal["dynamic", "full"] = Field(
+        default="dynamic",
+        description="dynamic: encode each batch's audio plus 2 s; full: Whisper's fixed 30 s window.",
     )
 
 

@@ -41,7 +41,6 @@ class SttWorker(StreamWorker[Job]):
         self.model_path = model_path
         self.engine: WhisperEngine | None = None
         self.selector = JobSelector(partial_max_age=settings.partial_max_age)
-        self._inference = asyncio.Semaphore(settings.inference_threads)
 
     def decode(self, fields: dict[Any, Any]) -> Job:
         return bus.decode_audio_job(fields)
@@ -57,6 +56,8 @@ class SttWorker(StreamWorker[Job]):
                 beam_size=s.beam_size,
                 vad_filter=s.vad_filter,
                 normalize_audio=s.normalize_audio,
+                batched=s.stt_batched,
+                encoder_window=s.encoder_window,
             )
         )
         metrics.MODEL_LOAD_SECONDS.set(self.engine.load_seconds)
@@ -134,12 +135,13 @@ class SttWorker(StreamWorker[Job]):
             metrics.QUEUE_WAIT_SECONDS.labels(job.kind).observe(max(0.0, now - job.created_at))
         kind = "final" if any(e.job[0].kind == "final" for e in run) else "partial"
         metrics.BATCH_SIZE.observe(len(requests))
-        async with self._inference:
-            started = time.perf_counter()
-            try:
-                results = await asyncio.to_thread(self.engine.transcribe_batch, requests)
-            finally:
-                metrics.INFERENCE_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        # One batch at a time per worker (the consumer loop awaits it): the model uses every
+        # CPU thread it is given, so concurrent batches would only contend.
+        started = time.perf_counter()
+        try:
+            results = await asyncio.to_thread(self.engine.transcribe_batch, requests)
+        finally:
+            metrics.INFERENCE_SECONDS.labels(kind).observe(time.perf_counter() - started)
         for e in run:
             metrics.JOBS.labels(e.job[0].kind, "done").inc()
         return results
