@@ -243,7 +243,7 @@ class DeviceSource:
                 try:
                     # Wake up now and then: close() comes from another task, not a callback.
                     yield await asyncio.wait_for(queue.get(), timeout=0.2)
-                except TimeoutError:
+                except asyncio.TimeoutError:
                     continue
         finally:
             self.close()

@@ -174,7 +174,7 @@ class StreamClient:
             except FatalConnectionError as exc:
                 self._listener.on_error(str(exc))
                 return
-            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
+            except (OSError, asyncio.TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
                 reason = _describe_failure(exc)
             if self._done or (self._stopping.is_set() and self._source_done and self._audio.empty()):
                 return
@@ -189,7 +189,7 @@ class StreamClient:
             try:
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
                 return  # stopped while disconnected: nothing can be delivered any more
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 pass
 
     async def _one_connection(self) -> None:
@@ -277,6 +277,6 @@ class StreamClient:
 def _describe_failure(exc: BaseException) -> str:
     if isinstance(exc, ConnectionClosed):
         return f"connection closed (code {exc.rcvd.code if exc.rcvd else 'none'})"
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return "timed out"
     return str(exc) or type(exc).__name__

@@ -60,7 +60,7 @@ class HealthState:
         async def one(check: Check) -> tuple[bool, str]:
             try:
                 return await asyncio.wait_for(check(), self.check_timeout)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 return False, "timed out"
             except Exception as exc:  # a failing check is a result to report, not a crash
                 log.debug("readiness check failed", exc_info=True)

@@ -79,7 +79,7 @@ async def serve(service: Service, *, shutdown_timeout: float = 10.0) -> int:
     finally:
         try:
             await asyncio.wait_for(service.shutdown(), shutdown_timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             log.error("%s shutdown exceeded %.0fs; exiting anyway", service.name, shutdown_timeout)
             code = code or 1
         except Exception:

@@ -140,7 +140,7 @@ class Supervisor:
             try:
                 await asyncio.wait_for(self._stopping.wait(), backoff)
                 return
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 pass
             backoff = min(backoff * 2, MAX_BACKOFF)
             await self._spawn(child)
@@ -198,7 +198,7 @@ class Supervisor:
         assert child.proc is not None
         try:
             await asyncio.wait_for(child.proc.wait(), self.options.stop_timeout / 2)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             log.warning("%s did not stop in time; killing pid %d", child.spec.name, child.proc.pid)
             child.proc.kill()
             await child.proc.wait()
@@ -217,7 +217,7 @@ async def _probe(http: aiohttp.ClientSession, port: int) -> str | None:
             if body.get("status") == "degraded":
                 reasons = "; ".join(f"{v}" for v in body.get("reasons", {}).values())
                 return f"degraded: {reasons}"
-    except (aiohttp.ClientError, TimeoutError, ValueError):
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
         pass
     return None
 

@@ -125,7 +125,7 @@ class Connection:
             if self.admission.deferred:
                 try:
                     first = await asyncio.wait_for(self.ws.recv(), self.ctx.settings.auth_timeout_seconds)
-                except TimeoutError:
+                except asyncio.TimeoutError:
                     raise AuthError("token_missing", "send {type: auth, token} first") from None
                 claims = self.ctx.guard.verify(self.ip, token_from_auth_message(first))
         except AuthError as exc:
@@ -705,6 +705,6 @@ class Connection:
             return
         # Results of utterances already queued keep arriving: log them (with seqs) for a
         # resume, for a bounded time, unless another gateway takes the session over.
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._done.wait(), self.ctx.settings.result_wait_seconds)
         await self.ctx.router.unsubscribe(self.session_id)
