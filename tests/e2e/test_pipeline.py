@@ -94,3 +94,20 @@ def test_wav_file_transcribed_end_to_end(local_stack) -> None:
     # Latency, printed for the closing note: end of speech (by the stream clock) to final.
     last_end = reference["speech"][-1]["end"]
     print(f"\nlast final {finals[-1]['_at'] - started - last_end:.2f}s after the end of speech")
+
+
+def test_each_final_is_followed_by_its_translation(local_stack) -> None:
+    # The stack's translation worker runs a tiny random-weight NLLB model: real loading,
+    # tokenizing, language tokens and translate_batch; its output words are meaningless.
+    messages, _ = asyncio.run(
+        stream_file(local_stack.ws_url, speed=2.0, config={"source_language": "en", "target_language": "es"})
+    )
+    finals = [m for m in messages if m["type"] == "final" and m["text"].strip()]
+    translations = [m for m in messages if m["type"] == "translation"]
+    assert finals and [t["segment_id"] for t in translations] == [f["segment_id"] for f in finals]
+    for t in translations:
+        assert (t["source_language"], t["target_language"]) == ("en", "es")
+    order = [(m["type"], m["segment_id"]) for m in messages if m["type"] in ("final", "translation")]
+    for f in finals:  # each translation right after its own final
+        i = order.index(("final", f["segment_id"]))
+        assert order[i + 1] == ("translation", f["segment_id"])

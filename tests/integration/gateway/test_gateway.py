@@ -308,3 +308,58 @@ async def test_message_flood_is_rate_limited_not_fatal(make_gateway: Any) -> Non
             msg = await read_until(ws, lambda m: m["type"] == "pong" and m.get("id") == "after")
             if msg:
                 break
+
+
+async def test_without_a_translation_model_one_error_and_every_final(
+    make_gateway: Any, stt_worker: Any, gw_redis: Any
+) -> None:
+    """Offline, no translation model: the worker is up and degraded (/ready 503); the session
+    gets exactly one ``translation_unavailable`` error and all its finals."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    from common.embedded_redis import free_port
+
+    def http_json(address: str) -> tuple[int, dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(address, timeout=2) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.load(exc)
+
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": gw_redis.url, "HEALTH_PORT": str(port), "TRANSLATION_MODEL": "",
+           "LOG_LEVEL": "WARNING"}
+    worker = subprocess.Popen([sys.executable, "-m", "translation_worker"], env=env,
+                              cwd=Path(__file__).resolve().parents[3])
+    try:
+        body: dict[str, Any] = {}
+        async with asyncio.timeout(30):
+            while body.get("status") != "degraded":
+                await asyncio.sleep(0.2)
+                try:
+                    _, body = http_json(f"http://127.0.0.1:{port}/health")
+                except OSError:
+                    pass
+        assert "TRANSLATION_MODEL" in " ".join(body["reasons"].values())
+        assert http_json(f"http://127.0.0.1:{port}/ready")[0] == 503
+        gw = await make_gateway()
+        async with connect(url(gw)) as ws:
+            await ws.recv()
+            await ws.send(json.dumps({"type": "config", "target_language": "es"}))
+            await ws.recv()
+            await send_audio(ws, np.concatenate([clip("en_weather"), clip("en_train")]))
+            await ws.send(json.dumps({"type": "end"}))
+            messages = await read_all(ws)
+        finals = [m for m in messages if m["type"] == "final"]
+        errors = [m for m in messages if m["type"] == "error"]
+        assert len(finals) == 2 and all(f["text"] for f in finals)
+        assert [e["code"] for e in errors] == ["translation_unavailable"]
+        assert messages[-1]["type"] == "done"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(20)

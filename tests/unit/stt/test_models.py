@@ -237,3 +237,39 @@ def test_hub_model_without_network_fails_cleanly(tmp_path: Path, env: dict[str, 
     assert len(lines) == 1
     assert "'small'" in lines[0] and "MODEL_SIZE=" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_unwritable_cache_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ModelUnavailableError, match="MODEL_CACHE_DIR") as info:
+        resolve_model("base", blocker / "cache")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["/no/such/dir", "./missing", "~/nowhere"])
+def test_missing_directory_is_a_clear_error(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ModelUnavailableError, match="is not a directory"):
+        resolve_model(name, tmp_path)
+
+
+def test_worker_main_prints_one_line_and_exits_non_zero(tmp_path: Path) -> None:
+    # The worker resolves the model before it touches Redis: no server needed here.
+    proc = subprocess.run(
+        [sys.executable, "-m", "stt_worker"],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "HF_HUB_OFFLINE": "1",
+            "MODEL_SIZE": "small",
+            "MODEL_CACHE_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "'small'" in lines[0] and "MODEL_SIZE=" in lines[0]
