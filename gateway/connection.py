@@ -78,7 +78,8 @@ class Connection:
         self.first_partial_seen: set[int] = set()
         self.early: dict[int, EarlyFinal] = {}
         self.errors_sent: set[str] = set()
-        self.ending = False
+        self.end_requested = False  # the client sent ``end`` (or a limit ended the session)
+        self.ending = False  # ...and its last utterance is queued: ``done`` may follow
         self.closed = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Future[Any]] = set()
@@ -249,7 +250,7 @@ class Connection:
             self._send_ready()
 
     async def _on_audio(self, pcm: np.ndarray) -> None:
-        if self.ending:
+        if self.end_requested:
             self.error("ended", "audio after end is ignored")
             return
         if time.monotonic() - self.started > self.ctx.settings.max_session_seconds:
@@ -273,11 +274,13 @@ class Connection:
         await self._maybe_partial()
 
     async def _on_end(self) -> None:
-        if self.ending:
+        if self.end_requested:
             return
-        self.ending = True
+        self.end_requested = True
         await self._handle_events(self.segmenter.flush())
-        # The ticker sends ``done`` once every expected result is out (or timed out).
+        # Only now, with the last final job queued and expected, may the ticker send ``done``
+        # once every expected result is out (or timed out).
+        self.ending = True
 
     # -- segmenter events and jobs ------------------------------------------------------
 
@@ -616,7 +619,7 @@ class Connection:
                     with contextlib.suppress(*RETRYABLE):
                         await self.ctx.subject_sessions.renew(self._claims.subject, self.slot)
             self._release(self.orderer.release(now, draining=self.ending))
-            if not self.ending:
+            if not self.end_requested:
                 await self._maybe_partial()  # partials stay on time when audio frames are sparse
             if self.ending and self.orderer.idle:
                 self._put({"type": "done"})
@@ -625,7 +628,7 @@ class Connection:
                     await self._wait_sent()
                     await self.ws.close(1000, "done")
                 return
-            if not self.ending and now - self.last_message > s.idle_timeout_seconds:
+            if not self.end_requested and now - self.last_message > s.idle_timeout_seconds:
                 self.error("idle_timeout", f"no message for {s.idle_timeout_seconds:.0f}s")
                 await self._on_end()
 
@@ -700,7 +703,7 @@ class Connection:
                 self.session_id, next_seq=self.seq + 1,
                 next_utterance=self.next_utterance,
             )
-        if self.ending or self.orderer.idle:
+        if self.end_requested or self.orderer.idle:
             await self.ctx.router.unsubscribe(self.session_id)
             return
         # Results of utterances already queued keep arriving: log them (with seqs) for a
