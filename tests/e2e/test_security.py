@@ -17,9 +17,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import wave
 from pathlib import Path
 
 import jwt
+import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -89,9 +91,6 @@ def test_auth_on_the_local_stack(tmp_path: Path) -> None:
                         await ws.recv()
                 assert ws.close_code == 1008
             # The minted token works, and the session transcribes.
-            import numpy as np
-            import wave
-
             with wave.open(str(ROOT / "tests" / "fixtures" / "stt" / "en_weather.wav")) as w:
                 pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
             pcm = np.concatenate([pcm, np.zeros(16000 * 2, dtype="<i2")])
