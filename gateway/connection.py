@@ -147,7 +147,7 @@ class Connection:
     async def _refuse(self, code: str, message: str) -> None:
         """Before the session starts: an error frame, then close 1008 with the code."""
         with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(bus.dumps({"type": "error", "code": code, "message": message}))
+            await self.ws.send(protocol.Error(code=code, message=message).to_json())
             await self.ws.close(1008, code)
 
     async def run(self) -> None:
@@ -190,7 +190,7 @@ class Connection:
 
     async def _on_text(self, msg: protocol.ClientMessage) -> None:
         if isinstance(msg, protocol.PingMessage):
-            self._put({"type": "pong", "id": msg.id, "t": time.time()})
+            self._put(protocol.Pong(id=msg.id, t=time.time()).to_dict())
         elif isinstance(msg, protocol.ConfigMessage):
             await self._on_config(msg)
         elif isinstance(msg, protocol.FlushMessage):
@@ -287,13 +287,13 @@ class Connection:
     async def _handle_events(self, events: list[Any]) -> None:
         for event in events:
             if isinstance(event, SpeechStarted):
-                self._put({"type": "vad", "event": "speech_start", "t": round(event.t, 3)})
+                self._put(protocol.Vad(event="speech_start", t=round(event.t, 3)).to_dict())
                 index = self.utterance_base + event.index
                 self.next_utterance = max(self.next_utterance, index + 1)
                 self.utterance_times[index] = (self._wall_at(event.t), 0.0)
                 self.scheduler.open(index, time.monotonic())
             elif isinstance(event, SpeechEnded):
-                self._put({"type": "vad", "event": "speech_end", "t": round(event.t, 3)})
+                self._put(protocol.Vad(event="speech_end", t=round(event.t, 3)).to_dict())
             elif isinstance(event, UtteranceReady):
                 await self._queue_final(event)
                 if event.reason == "max_length" and self.segmenter.in_speech:
@@ -448,10 +448,7 @@ class Connection:
                 if onset:
                     metrics.FIRST_PARTIAL_LATENCY.observe(max(0.0, time.time() - onset[0]))
             metrics.PARTIALS_SENT.inc()
-            self._put({
-                "type": "realtime", "segment_id": result.segment_id, "text": result.text,
-                "translation": result.translation, "language": result.language,
-            })
+            self._put(protocol.realtime_from_bus(result).to_dict())
             return
         if isinstance(result, bus.FinalResult) and result.speculative:
             early = self.early.get(result.utterance_index)
@@ -462,21 +459,11 @@ class Connection:
                 self._accept_early(result)
             return
         if isinstance(result, bus.FinalResult):
-            message = {
-                "type": "final", "segment_id": result.segment_id, "text": result.text,
-                "language": result.language, "language_probability": result.language_probability,
-                "start": result.start, "end": result.end,
-                "words": [w.model_dump() for w in result.words] if result.words else None,
-                "translation": None, "worker": result.worker,
-            }
+            message = protocol.final_from_bus(result).to_dict()
             if self.orderer.add_final(result.utterance_index, message, now, result.translation_expected):
                 self._observe_final(result)
         elif isinstance(result, bus.TranslationResult):
-            message = {
-                "type": "translation", "segment_id": result.segment_id, "text": result.text,
-                "source_language": result.source_language, "target_language": result.target_language,
-                "worker": result.worker,
-            }
+            message = protocol.translation_from_bus(result).to_dict()
             self.orderer.add_translation(result.utterance_index, message, now)
         else:
             if result.utterance_index is not None:
@@ -572,20 +559,15 @@ class Connection:
         future.add_done_callback(self._background.discard)
 
     def error(self, code: str, message: str, *, segment_id: str | None = None) -> None:
-        payload: dict[str, Any] = {"type": "error", "code": code, "message": message}
-        if segment_id:
-            payload["segment_id"] = segment_id
-        self._put(payload)
+        self._put(protocol.Error(code=code, message=message, segment_id=segment_id).to_dict())
 
     def _send_ready(self) -> None:
         c = self.config
-        self._put({
-            "type": "ready", "session_id": self.session_id, "protocol": protocol.PROTOCOL_VERSION,
-            "sample_rate": c.sample_rate, "source_language": c.source_language or "auto",
-            "target_language": c.target_language, "partials": c.partials,
-            "silence_threshold_seconds": self.ctx.settings.silence_threshold_seconds,
-            "last_seq": self.seq,
-        })
+        self._put(protocol.Ready(
+            session_id=self.session_id, sample_rate=c.sample_rate, source_language=c.source_language or "auto",
+            target_language=c.target_language, partials=c.partials,
+            silence_threshold_seconds=self.ctx.settings.silence_threshold_seconds, last_seq=self.seq,
+        ).to_dict())
 
     async def _sender(self) -> None:
         while True:
@@ -622,7 +604,7 @@ class Connection:
             if not self.end_requested:
                 await self._maybe_partial()  # partials stay on time when audio frames are sparse
             if self.ending and self.orderer.idle:
-                self._put({"type": "done"})
+                self._put(protocol.Done().to_dict())
                 await self.send_queue.put(None)
                 with contextlib.suppress(ConnectionClosed):
                     await self._wait_sent()

@@ -252,6 +252,10 @@ class Ready(ServerMessage):
     sample_rate: int
     source_language: str  # "auto" or a code
     target_language: str | None
+    # Beyond DESIGN.md section 3, for clients that pace or resume themselves:
+    partials: bool = True
+    silence_threshold_seconds: float | None = None
+    last_seq: int = 0
     seq: int | None = None
 
 
@@ -259,7 +263,7 @@ class Vad(ServerMessage):
     type: Literal["vad"] = "vad"
     event: Literal["speech_start", "speech_end"]
     t: float
-    seq: int
+    seq: int | None = None
 
 
 class Realtime(ServerMessage):
@@ -268,16 +272,10 @@ class Realtime(ServerMessage):
     text: str
     translation: str | None = None
     language: str | None = None
-    seq: int
+    seq: int | None = None
 
 
-class Word(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    word: str
-    start: float
-    end: float
-    probability: float
+Word = bus.Word  # one definition of a timed word, on the bus and on the wire
 
 
 class Final(ServerMessage):
@@ -291,7 +289,7 @@ class Final(ServerMessage):
     words: list[Word] | None = None
     translation: str | None = None
     worker: str = ""
-    seq: int
+    seq: int | None = None
     _omit_if_none: ClassVar[frozenset[str]] = frozenset({"seq", "words"})
 
 
@@ -302,14 +300,16 @@ class Translation(ServerMessage):
     source_language: str | None = None
     target_language: str
     worker: str = ""
-    seq: int
+    seq: int | None = None
 
 
 class Error(ServerMessage):
     type: Literal["error"] = "error"
     code: str
     message: str
+    segment_id: str | None = None  # the utterance it concerns, when it concerns one
     seq: int | None = None
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"seq", "segment_id"})
 
     @classmethod
     def from_exception(cls, exc: ProtocolError, seq: int | None = None) -> Error:
@@ -324,11 +324,12 @@ class Done(ServerMessage):
 class Pong(ServerMessage):
     type: Literal["pong"] = "pong"
     id: str | int | None = None
+    t: float | None = None  # the gateway's clock, for round-trip and skew estimates
     seq: int | None = None
-    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"seq", "id"})
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"seq", "id", "t"})
 
 
-def realtime_from_bus(result: bus.PartialResult, seq: int) -> Realtime:
+def realtime_from_bus(result: bus.PartialResult, seq: int | None = None) -> Realtime:
     return Realtime(
         segment_id=result.segment_id,
         text=result.text,
@@ -338,10 +339,7 @@ def realtime_from_bus(result: bus.PartialResult, seq: int) -> Realtime:
     )
 
 
-def final_from_bus(result: bus.FinalResult, seq: int) -> Final:
-    words = None
-    if result.words is not None:
-        words = [Word(word=w.word, start=w.start, end=w.end, probability=w.probability) for w in result.words]
+def final_from_bus(result: bus.FinalResult, seq: int | None = None) -> Final:
     return Final(
         segment_id=result.segment_id,
         text=result.text,
@@ -349,13 +347,13 @@ def final_from_bus(result: bus.FinalResult, seq: int) -> Final:
         language_probability=result.language_probability,
         start=result.start,
         end=result.end,
-        words=words,
+        words=result.words,
         worker=result.worker,
         seq=seq,
     )
 
 
-def translation_from_bus(result: bus.TranslationResult, seq: int) -> Translation:
+def translation_from_bus(result: bus.TranslationResult, seq: int | None = None) -> Translation:
     return Translation(
         segment_id=result.segment_id,
         text=result.text,

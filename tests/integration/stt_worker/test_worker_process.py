@@ -111,6 +111,15 @@ async def test_worker_transcribes_publishes_and_forwards_for_translation(server:
         assert forwarded.target_language == "es" and forwarded.text == result.text
         # Acknowledged and deleted after publishing.
         assert await client.xlen(bus.AUDIO_JOBS) == 0
+        # A poison entry goes to dead_letters with its reason; the worker goes on.
+        await client.xadd(bus.AUDIO_JOBS, {"meta": b"{not json", "audio": b"\x00\x00"})
+        async with asyncio.timeout(10):
+            while not await client.xlen(bus.DEAD_LETTERS):
+                await asyncio.sleep(0.05)
+        letter = (await client.xrange(bus.DEAD_LETTERS))[0][1]
+        assert letter[b"reason"].startswith(b"malformed: audio job metadata invalid")
+        assert letter[b"stream"] == b"audio_jobs"
+        assert proc.poll() is None
     finally:
         stop(proc)
         await pubsub.aclose()

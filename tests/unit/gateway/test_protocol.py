@@ -171,7 +171,8 @@ def keys(message: Any) -> set[str]:
 
 def test_server_messages_have_exactly_the_designed_fields() -> None:
     ready = Ready(session_id="s1", sample_rate=16000, source_language="auto", target_language=None)
-    assert keys(ready) == {"type", "session_id", "protocol", "sample_rate", "source_language", "target_language"}
+    assert keys(ready) == {"type", "session_id", "protocol", "sample_rate", "source_language", "target_language",
+                           "partials", "silence_threshold_seconds", "last_seq"}
     assert json.loads(ready.to_json())["protocol"] == 1
     assert keys(Vad(event="speech_start", t=1.25, seq=1)) == {"type", "event", "t", "seq"}
     assert keys(Realtime(segment_id="s1:0", text="hel", seq=2)) == {
@@ -190,6 +191,7 @@ def test_server_messages_have_exactly_the_designed_fields() -> None:
         "type", "segment_id", "text", "source_language", "target_language", "worker", "seq"
     }
     assert keys(Error(code="overloaded", message="busy")) == {"type", "code", "message"}
+    assert keys(Error(code="overloaded", message="busy", segment_id="s:1")) == {"type", "code", "message", "segment_id"}
     assert keys(Done(seq=9)) == {"type", "seq"}
     assert keys(Pong()) == {"type"} and keys(Pong(id="x")) == {"type", "id"}
 
