@@ -147,6 +147,7 @@ class FinalResult(_Message):
     worker: str = ""
     inference_seconds: float = 0.0
     speech_end_at: float | None = None
+    queued_at: float | None = Field(default=None, description="When the gateway queued the job (epoch s).")
     translation_expected: bool = False
     speculative: bool = False
 

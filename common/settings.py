@@ -77,7 +77,11 @@ class WorkerSettings(CommonSettings):
     device: Device = Field(default="auto", description="auto (CUDA when present), cuda or cpu.")
     max_batch_size: int = Field(default=8, ge=1, le=64, description="Jobs per batched inference.")
     batch_timeout_ms: int = Field(
-        default=20, ge=0, le=5000, description="How long to wait to fill a batch after the first job."
+        default=5,
+        ge=0,
+        le=5000,
+        description="How long to wait to fill a batch after the first job. Under load batches fill "
+        "by themselves while the previous one runs; an idle worker should not wait.",
     )
     claim_idle_ms: int = Field(
         default=15000, ge=100, description="Pending entries idle longer than this are reclaimed."

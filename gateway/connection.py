@@ -450,6 +450,9 @@ class Connection:
             metrics.PARTIALS_SENT.inc()
             self._put(protocol.realtime_from_bus(result).to_dict())
             return
+        if isinstance(result, bus.FinalResult) and result.queued_at:
+            overhead = time.time() - result.queued_at - result.inference_seconds
+            metrics.PIPELINE_OVERHEAD.observe(max(0.0, overhead))
         if isinstance(result, bus.FinalResult) and result.speculative:
             early = self.early.get(result.utterance_index)
             if early is None or early.end != result.end or early.result is not None:

@@ -27,6 +27,12 @@ FINAL_LATENCY_AFTER_THRESHOLD = Histogram(
     "Utterance end decided (silence threshold elapsed) to final sent",
     buckets=_LATENCY_BUCKETS,
 )
+PIPELINE_OVERHEAD = Histogram(
+    "gateway_pipeline_overhead_seconds",
+    "Final job queued to its result received, minus the worker's inference time: Redis hops, "
+    "queueing, batching, encoding and decoding",
+    buckets=(0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 FIRST_PARTIAL_LATENCY = Histogram(
     "gateway_first_partial_seconds",
     "Speech onset to the utterance's first realtime message",

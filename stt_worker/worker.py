@@ -182,6 +182,7 @@ class SttWorker(StreamWorker[Job]):
             worker=self.worker_name,
             inference_seconds=round(t.inference_seconds, 4),
             speech_end_at=job.speech_end_at,
+            queued_at=job.created_at,
             translation_expected=wants_translation,
             speculative=job.speculative,
         )
