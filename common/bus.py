@@ -55,6 +55,16 @@ def heartbeat_pattern(service: str = "*") -> str:
     return f"heartbeat:{service}:*"
 
 
+def limit_sessions_key(subject: str) -> str:
+    """Sorted set of a subject's open sessions (scored by expiry), for SESSIONS_PER_SUBJECT."""
+    return f"limits:sessions:{subject}"
+
+
+def limit_audio_key(subject: str, minute: int) -> str:
+    """Seconds of audio a subject sent in one clock minute, for the audio quota."""
+    return f"limits:audio:{subject}:{minute}"
+
+
 def segment_id(session_id: str, utterance_index: int) -> str:
     """The id of one utterance of a session: the same for its partials, final and translation."""
     return f"{session_id}:{utterance_index}"

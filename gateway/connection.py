@@ -110,9 +110,9 @@ class Connection:
                 max_queue_depth=max(1, s.max_queue_depth // 2),
                 enabled=self.config.partials,
                 inflight_timeout=3.0,
-                # Speech is confirmed ~0.3 s after its onset: the first partial goes soon after, so
+                # Speech is confirmed ~0.3 s after its onset: the first partial goes right then, so
                 # a word is on screen within a second of speaking.
-                first_after=min(0.15, s.stt_send_interval),
+                first_after=0.0,
             )
         )
 
@@ -428,6 +428,9 @@ class Connection:
     # -- results --------------------------------------------------------------------------
 
     def _on_result(self, result: bus.PartialResult | bus.FinalResult | bus.TranslationResult | bus.ErrorResult) -> None:
+        if isinstance(result, bus.FinalResult) and result.queued_at:
+            overhead = time.time() - result.queued_at - result.inference_seconds
+            metrics.PIPELINE_OVERHEAD.observe(max(0.0, overhead))
         self._deliver(result)
         if self.closed and self.orderer.idle:
             self._done.set()  # detached and nothing left to log: stop holding the session
@@ -450,9 +453,6 @@ class Connection:
             metrics.PARTIALS_SENT.inc()
             self._put(protocol.realtime_from_bus(result).to_dict())
             return
-        if isinstance(result, bus.FinalResult) and result.queued_at:
-            overhead = time.time() - result.queued_at - result.inference_seconds
-            metrics.PIPELINE_OVERHEAD.observe(max(0.0, overhead))
         if isinstance(result, bus.FinalResult) and result.speculative:
             early = self.early.get(result.utterance_index)
             if early is None or early.end != result.end or early.result is not None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from common import bus
 from common.auth import AuthError, Claims, TokenVerifier, extract_token
 from common.redis_conn import RETRYABLE
 from common.security_settings import SecuritySettings
@@ -41,17 +42,9 @@ LOCKED_OUT = "locked_out"
 TOO_MANY_SESSIONS = "too_many_sessions_for_subject"
 AUDIO_QUOTA_EXCEEDED = "audio_quota_exceeded"
 
-# Key names; they belong with the other bus names in common/bus.py once wired.
-SESSIONS_KEY = "limits:sessions:{subject}"
-AUDIO_KEY = "limits:audio:{subject}:{minute}"
-
-
-def sessions_key(subject: str) -> str:
-    return SESSIONS_KEY.format(subject=subject)
-
-
-def audio_key(subject: str, minute: int) -> str:
-    return AUDIO_KEY.format(subject=subject, minute=minute)
+# Key names live with every other Redis name, in common/bus.py.
+sessions_key = bus.limit_sessions_key
+audio_key = bus.limit_audio_key
 
 
 @dataclass(frozen=True)
