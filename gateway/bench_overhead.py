@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from pydantic import SecretStr
 from websockets.asyncio.client import connect
 
 from common.embedded_redis import EmbeddedRedis
@@ -54,9 +55,10 @@ async def run(utterances: int) -> list[float]:
     with wave.open(str(CLIP)) as w:
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
     with EmbeddedRedis() as redis:
-        worker = InstantSttWorker(SttSettings(redis_url=redis.url, health_port=0, batch_timeout_ms=0), "instant")
+        url = SecretStr(redis.url)
+        worker = InstantSttWorker(SttSettings(redis_url=url, health_port=0, batch_timeout_ms=0), "instant")
         gateway = GatewayService(
-            GatewaySettings(redis_url=redis.url, gateway_port=0, health_port=0, early_final_seconds=0)
+            GatewaySettings(redis_url=url, gateway_port=0, health_port=0, early_final_seconds=0)
         )
         await worker.startup()
         worker_task = asyncio.create_task(worker.main_loop())
