@@ -38,6 +38,8 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    # The transcripts are the point here: services only log warnings unless asked otherwise.
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
     setup_logging(os.environ.get("LOG_LEVEL", "WARNING").upper(), os.environ.get("LOG_FORMAT", "text"), "demo")
     client_args = list(args.client_args)
     if client_args[:1] == ["--"]:
