@@ -13,8 +13,18 @@ import logging
 import signal
 import sys
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
+
+
+class StartupRefused(RuntimeError):
+    """A service cannot start as configured (insecure bind, Redis unreachable, ...): the
+    message says why and what to change; it is logged as one line, without a traceback."""
 
 
 class Service(ABC):
@@ -73,6 +83,9 @@ async def serve(service: Service, *, shutdown_timeout: float = 10.0) -> int:
     except asyncio.CancelledError:
         if not service.forced:
             raise
+    except StartupRefused as exc:
+        log.error("%s cannot start: %s", service.name, exc)
+        code = 2
     except Exception:
         log.exception("%s failed", service.name)
         code = 1
@@ -94,3 +107,21 @@ async def serve(service: Service, *, shutdown_timeout: float = 10.0) -> int:
 def run(service: Service, *, shutdown_timeout: float = 10.0) -> None:
     """Entry point of a service's ``__main__``: run it and exit with its code."""
     sys.exit(asyncio.run(serve(service, shutdown_timeout=shutdown_timeout)))
+
+
+S = TypeVar("S", bound="CommonSettings")
+
+
+def service_main(name: str, settings_class: Callable[[], S], build: Callable[[S], Service]) -> None:
+    """A service's ``main``: read and validate its settings (one line on error, no traceback,
+    no input echoed), set up logging, build the service and run it until stopped."""
+    from pydantic import ValidationError
+
+    from common.logs import setup_logging
+
+    try:
+        settings = settings_class()
+    except ValidationError as exc:
+        sys.exit(f"{name}: invalid settings: {exc}")
+    setup_logging(settings.log_level, settings.log_format, service=name)
+    run(build(settings), shutdown_timeout=settings.shutdown_timeout_seconds)

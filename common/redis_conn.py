@@ -22,12 +22,14 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from common.lifecycle import StartupRefused
+
 log = logging.getLogger(__name__)
 
 RETRYABLE = (RedisConnectionError, RedisTimeoutError, ConnectionResetError, OSError)
 
 
-class RedisUnavailable(RuntimeError):
+class RedisUnavailable(StartupRefused):
     """Redis did not answer within the start-up budget."""
 
 

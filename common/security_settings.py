@@ -24,6 +24,8 @@ from cryptography.x509 import load_pem_x509_certificate
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.lifecycle import StartupRefused
+
 JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
 ALLOWED_ALGORITHMS: tuple[str, ...] = ("HS256", "RS256", "ES256")
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash (256 bits)
@@ -33,7 +35,7 @@ PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
-class InsecureBindError(RuntimeError):
+class InsecureBindError(StartupRefused):
     """A public address was to be bound with authentication off and ALLOW_INSECURE unset."""
 
 
@@ -250,7 +252,7 @@ def prepare_listeners(settings: SecuritySettings, *, redis_url: str | None = Non
         if secret is not None:
             register_secret(secret.get_secret_value())
     if redis_url:
-        register_secret(redis_url)
+        # Only the password is secret: the host and port stay readable in error messages.
         password = urlsplit(redis_url).password
         if password:
             register_secret(password)

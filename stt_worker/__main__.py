@@ -5,10 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from pydantic import ValidationError
-
-from common.lifecycle import run
-from common.logs import setup_logging
+from common.lifecycle import service_main
 from common.settings import SttSettings
 from stt_worker.models import ModelUnavailableError, resolve_model
 from stt_worker.worker import SttWorker
@@ -16,19 +13,18 @@ from stt_worker.worker import SttWorker
 log = logging.getLogger("stt_worker")
 
 
-def main() -> None:
-    try:
-        settings = SttSettings()
-    except ValidationError as exc:
-        sys.exit(f"stt_worker: invalid settings: {exc}")
-    setup_logging(settings.log_level, settings.log_format, service="stt_worker")
+def build(settings: SttSettings) -> SttWorker:
     try:
         resolved = resolve_model(settings.model_size, settings.model_cache_dir)
     except ModelUnavailableError as exc:
         # One line for a person, no traceback: what to install or set.
         sys.exit(f"stt_worker: {exc}")
     log.info("model %s from %s", settings.model_size, resolved.source)
-    run(SttWorker(settings, resolved.path_or_name), shutdown_timeout=settings.shutdown_timeout_seconds)
+    return SttWorker(settings, resolved.path_or_name)
+
+
+def main() -> None:
+    service_main("stt_worker", SttSettings, build)
 
 
 if __name__ == "__main__":
