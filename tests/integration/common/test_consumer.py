@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from common.bus import DEAD_LETTERS, MalformedMessage
+from common.compat import timeout as compat_timeout
 from common.consumer import ConsumerOptions, Entry, StreamConsumer
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ def options(consumer: str, **over: Any) -> ConsumerOptions:
 async def run_until(consumer: StreamConsumer[str], cond: Any, timeout: float = 10.0) -> None:
     task = asyncio.create_task(consumer.run())
     try:
-        async with asyncio.timeout(timeout):
+        async with compat_timeout(timeout):
             while not cond():
                 await asyncio.sleep(0.02)
     finally:

@@ -17,6 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from common import bus
+from common.compat import timeout as compat_timeout
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ async def send_audio(ws: ClientConnection, pcm: np.ndarray, speed: float = 8.0, 
 
 async def read_until(ws: ClientConnection, pred: Any, timeout: float = 30.0) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    async with asyncio.timeout(timeout):
+    async with compat_timeout(timeout):
         while True:
             msg = json.loads(await ws.recv())
             out.append(msg)
@@ -56,7 +57,7 @@ async def read_until(ws: ClientConnection, pred: Any, timeout: float = 30.0) -> 
 
 async def read_all(ws: ClientConnection, timeout: float = 60.0) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    async with asyncio.timeout(timeout):
+    async with compat_timeout(timeout):
         try:
             async for raw in ws:
                 out.append(json.loads(raw))
@@ -338,7 +339,7 @@ async def test_without_a_translation_model_one_error_and_every_final(
                               cwd=Path(__file__).resolve().parents[3])
     try:
         body: dict[str, Any] = {}
-        async with asyncio.timeout(30):
+        async with compat_timeout(30):
             while body.get("status") != "degraded":
                 await asyncio.sleep(0.2)
                 try:

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from common import bus
+from common.compat import timeout as compat_timeout
 from common.embedded_redis import EmbeddedRedis, free_port
 from common.redis_conn import connect
 from gateway.router import ResultRouter
@@ -21,7 +22,7 @@ def final(session: str, text: str) -> str:
 
 
 async def wait_for(cond, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
+    async with compat_timeout(timeout):
         while not cond():
             await asyncio.sleep(0.02)
 

@@ -21,6 +21,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from common import bus
+from common.compat import timeout as compat_timeout
 from common.embedded_redis import EmbeddedRedis, free_port
 
 pytestmark = pytest.mark.integration
@@ -97,7 +98,7 @@ async def test_worker_transcribes_publishes_and_forwards_for_translation(server:
         assert len(beats) == 1
         await client.xadd(bus.AUDIO_JOBS, job("s1", 0, load("en_weather"), target="es"))
         result = None
-        async with asyncio.timeout(30):
+        async with compat_timeout(30):
             while result is None:
                 msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
                 if msg:
@@ -113,7 +114,7 @@ async def test_worker_transcribes_publishes_and_forwards_for_translation(server:
         assert await client.xlen(bus.AUDIO_JOBS) == 0
         # A poison entry goes to dead_letters with its reason; the worker goes on.
         await client.xadd(bus.AUDIO_JOBS, {"meta": b"{not json", "audio": b"\x00\x00"})
-        async with asyncio.timeout(10):
+        async with compat_timeout(10):
             while not await client.xlen(bus.DEAD_LETTERS):
                 await asyncio.sleep(0.05)
         letter = (await client.xrange(bus.DEAD_LETTERS))[0][1]
@@ -138,7 +139,7 @@ async def test_sigkill_mid_job_loses_nothing(server: EmbeddedRedis) -> None:
     try:
         await wait_ready(port_a, a)
         await client.xadd(bus.AUDIO_JOBS, job("k", 0, long_pcm))
-        async with asyncio.timeout(20):
+        async with compat_timeout(20):
             while True:  # wait until worker A holds the entry
                 pending = await client.xpending(bus.AUDIO_JOBS, bus.STT_GROUP)
                 if pending["pending"] == 1:
@@ -150,7 +151,7 @@ async def test_sigkill_mid_job_loses_nothing(server: EmbeddedRedis) -> None:
         b, port_b = start_worker(server.url, 1)
         await wait_ready(port_b, b)
         final = None
-        async with asyncio.timeout(60):
+        async with compat_timeout(60):
             while final is None:
                 msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
                 if msg:
@@ -158,7 +159,7 @@ async def test_sigkill_mid_job_loses_nothing(server: EmbeddedRedis) -> None:
         assert isinstance(final, bus.FinalResult) and final.segment_id == "k:0"
         assert final.worker.endswith("-1")  # the second worker published it
         assert "weather" in final.text.lower()
-        async with asyncio.timeout(10):
+        async with compat_timeout(10):
             while await client.xlen(bus.AUDIO_JOBS):
                 await asyncio.sleep(0.1)
     finally:
