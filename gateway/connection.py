@@ -25,7 +25,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from common import bus
-from common.auth import AuthError, AuthLease, Claims, token_from_auth_message
+from common.auth import AuthError, AuthLease, token_from_auth_message
 from common.redis_conn import RETRYABLE
 from gateway import metrics, protocol
 from gateway.limits import Admission, AudioMeter
@@ -39,6 +39,7 @@ from gateway.sessions import SessionConfig
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.1
+RELEASE_WAIT_SECONDS = 0.5  # how long a resume waits for the previous holder to hand over
 
 
 @dataclass
@@ -83,7 +84,10 @@ class Connection:
         self.closed = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Future[Any]] = set()
-        self._done = asyncio.Event()
+        self._done = asyncio.Event()  # a detached connection may let go of its session
+        self.taken_over = False  # another connection resumed this session: it delivers from now on
+        self._released = asyncio.Event()
+        self._handed_over: list[int] = []  # finals the previous holder was still waiting for
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -139,7 +143,6 @@ class Connection:
             metrics.REFUSED.labels(refusal.code).inc()
             await self._refuse(refusal.code, refusal.message)
             return False
-        self._claims: Claims = claims
         self.lease = AuthLease(claims, self.ctx.settings.token_expiry_grace_seconds)
         self.audio_meter = AudioMeter(self.ctx.audio_quota, claims.subject)
         return True
@@ -154,7 +157,7 @@ class Connection:
         if not await self._authenticate():
             return
         metrics.SESSIONS_TOTAL.labels("new").inc()
-        await self.ctx.router.subscribe(self.session_id, self._on_result, self._on_control)
+        await self.ctx.router.subscribe(self.session_id, self.slot, self._on_result, self._on_control)
         await self._save()
         self._tasks = [
             asyncio.create_task(self._sender(), name=f"send-{self.session_id[:8]}"),
@@ -216,11 +219,9 @@ class Connection:
                 await self.ws.close(1008, exc.code)
 
     async def _wait_sent_queue(self) -> None:
-        """Give the sender a moment to flush what is queued (bounded)."""
-        for _ in range(20):
-            if self.send_queue.empty():
-                return
-            await asyncio.sleep(0.01)
+        """Let the sender flush what is queued (bounded: a stalled client is not waited for)."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.send_queue.join(), 0.2)
 
     async def _on_config(self, msg: protocol.ConfigMessage) -> None:
         fields = msg.model_fields_set
@@ -428,6 +429,8 @@ class Connection:
     # -- results --------------------------------------------------------------------------
 
     def _on_result(self, result: bus.PartialResult | bus.FinalResult | bus.TranslationResult | bus.ErrorResult) -> None:
+        if self.taken_over:
+            return
         if isinstance(result, bus.FinalResult) and result.queued_at:
             overhead = time.time() - result.queued_at - result.inference_seconds
             metrics.PIPELINE_OVERHEAD.observe(max(0.0, overhead))
@@ -454,6 +457,11 @@ class Connection:
             self._put(protocol.realtime_from_bus(result).to_dict())
             return
         if isinstance(result, bus.FinalResult) and result.speculative:
+            if result.utterance_index in self._handed_over:
+                # Confirmed by the connection that held the session before this one resumed it.
+                self._handed_over.remove(result.utterance_index)
+                self._accept_early(result)
+                return
             early = self.early.get(result.utterance_index)
             if early is None or early.end != result.end or early.result is not None:
                 return  # stale (the speaker resumed) or a redelivered copy
@@ -502,7 +510,9 @@ class Connection:
             self.orderer.add_translation(result.utterance_index, None, time.monotonic())
 
     def _observe_final(self, result: bus.FinalResult) -> None:
-        times = self.utterance_times.get(result.utterance_index)
+        # The utterance is done: its timing entries go, so a long session does not accumulate them.
+        times = self.utterance_times.pop(result.utterance_index, None)
+        self.first_partial_seen.discard(result.utterance_index)
         now = time.time()
         if result.speech_end_at:
             metrics.FINAL_LATENCY.observe(max(0.0, now - result.speech_end_at))
@@ -520,7 +530,7 @@ class Connection:
             self._spawn(self._record(sent))
 
     async def _record(self, message: dict[str, Any] | None) -> None:
-        if message is None:
+        if message is None or self.taken_over:
             return
         try:
             await self.ctx.store.record(
@@ -532,10 +542,23 @@ class Connection:
             log.warning("session log write failed for %s: %s", self.session_id, exc)
 
     def _on_control(self, message: str) -> None:
-        # Another gateway resumed this session: stop delivering and logging here.
-        kind, _, owner = message.partition(" ")
-        if kind == "takeover" and owner != self.ctx.name and self.closed:
+        """Notes between the connections holding one session, on this or another gateway."""
+        kind, holder, detail = [*message.split(" ", 2), "", ""][:3]
+        if holder == self.slot:
+            return
+        if kind == "takeover" and not self.taken_over:
+            # Another connection resumed this session: it delivers and logs from now on. Hand
+            # it the finals still on their way, and stop holding the session.
+            self.taken_over = True
+            pending = ",".join(str(i) for i in self.orderer.pending_finals())
+            self._spawn(self.ctx.router.publish_control(self.session_id, f"released {self.slot} {pending}"))
             self._done.set()
+            if not self.closed:
+                self.closed = True
+                self._spawn(self.ws.close(1001, "session resumed on another connection"))
+        elif kind == "released":
+            self._handed_over = [int(i) for i in detail.split(",") if i.strip().isdigit()]
+            self._released.set()
 
     # -- output -----------------------------------------------------------------------------
 
@@ -575,12 +598,14 @@ class Connection:
     async def _sender(self) -> None:
         while True:
             data = await self.send_queue.get()
-            if data is None:
-                return
             try:
+                if data is None:
+                    return
                 await self.ws.send(data)
             except ConnectionClosed:
                 return
+            finally:
+                self.send_queue.task_done()
 
     async def _ticker(self) -> None:
         """Time-driven work: ordering timeouts, idle timeout, and ``done`` after ``end``."""
@@ -602,7 +627,7 @@ class Connection:
                 if now - renewed > 20:
                     renewed = now
                     with contextlib.suppress(*RETRYABLE):
-                        await self.ctx.subject_sessions.renew(self._claims.subject, self.slot)
+                        await self.ctx.subject_sessions.renew(self.lease.subject, self.slot)
             self._release(self.orderer.release(now, draining=self.ending))
             if not self.end_requested:
                 await self._maybe_partial()  # partials stay on time when audio frames are sparse
@@ -630,7 +655,7 @@ class Connection:
             metrics.SESSIONS_TOTAL.labels("unknown_resume").inc()
             self.error("unknown_session", f"session {session_id[:64]} is unknown or expired; a new one was started")
             return
-        await self.ctx.router.unsubscribe(self.session_id)
+        await self.ctx.router.unsubscribe(self.session_id, self.slot)
         self.session_id = session_id
         self.config = stored.config
         self.segmenter = self._new_segmenter()
@@ -639,10 +664,13 @@ class Connection:
         self.utterance_base = stored.next_utterance
         self.next_utterance = stored.next_utterance
         self.last_final = stored.last_final
-        await self.ctx.router.subscribe(session_id, self._on_result, self._on_control)
-        await self.ctx.router.publish_control(session_id, f"takeover {self.ctx.name}")
-        # Let the previous holder log what it had in hand before reading the log.
-        await asyncio.sleep(0.05)
+        await self.ctx.router.subscribe(session_id, self.slot, self._on_result, self._on_control)
+        receivers = await self.ctx.router.publish_control(session_id, f"takeover {self.slot}")
+        # Anyone else holding the session (here, or on another gateway) hands over first: it
+        # stops logging and says which finals are still on their way. A dead holder says nothing.
+        if receivers - 1 + self.ctx.router.local_holders(session_id) - 1 > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._released.wait(), RELEASE_WAIT_SECONDS)
         stored = await self.ctx.store.load(session_id) or stored
         replay = await self.ctx.store.replay(session_id, last_seq)
         self.seq = max(stored.next_seq - 1, last_seq)
@@ -660,6 +688,8 @@ class Connection:
                 self.send_queue.put_nowait(bus.dumps(message))
             except asyncio.QueueFull:
                 break
+        for index in self._handed_over:
+            self.orderer.expect_final(index, now)
         await self._save()
 
     async def _save(self) -> None:
@@ -680,19 +710,20 @@ class Connection:
             task.cancel()
         if self.lease is not None:
             with contextlib.suppress(*RETRYABLE):
-                await self.ctx.subject_sessions.release(self._claims.subject, self.slot)
+                await self.ctx.subject_sessions.release(self.lease.subject, self.slot)
                 if self.audio_meter is not None:
                     await self.audio_meter.flush()
-        with contextlib.suppress(*RETRYABLE):
-            await self.ctx.store.touch(
-                self.session_id, next_seq=self.seq + 1,
-                next_utterance=self.next_utterance,
-            )
-        if self.end_requested or self.orderer.idle:
-            await self.ctx.router.unsubscribe(self.session_id)
+        if not self.taken_over:  # the new holder owns the stored counters now
+            with contextlib.suppress(*RETRYABLE):
+                await self.ctx.store.touch(
+                    self.session_id, next_seq=self.seq + 1,
+                    next_utterance=self.next_utterance,
+                )
+        if self.end_requested or self.orderer.idle or self.taken_over:
+            await self.ctx.router.unsubscribe(self.session_id, self.slot)
             return
         # Results of utterances already queued keep arriving: log them (with seqs) for a
         # resume, for a bounded time, unless another gateway takes the session over.
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._done.wait(), self.ctx.settings.result_wait_seconds)
-        await self.ctx.router.unsubscribe(self.session_id)
+        await self.ctx.router.unsubscribe(self.session_id, self.slot)

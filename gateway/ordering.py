@@ -141,6 +141,10 @@ class ResultOrderer(Generic[T]):
         """Nothing expected or held: every queued final (and translation) was sent or skipped."""
         return not self._pending
 
+    def pending_finals(self) -> list[int]:
+        """Utterances whose final is expected and not yet sent, in order (handed over on resume)."""
+        return sorted(index for index, kind in self._pending if kind == FINAL)
+
     @property
     def waiting_for(self) -> Key | None:
         """The (utterance index, kind) at the head of the line, if any."""

@@ -26,12 +26,18 @@ MALFORMED = Counter("gateway_malformed_results_total", "Results on pub/sub that 
 CONTROL_PREFIX = "control:"
 
 
+Control = Callable[[str], None]
+
+
 class ResultRouter:
+    """Several holders may subscribe to one session at once (a client that reconnects before
+    its old connection has let go): each is routed every result and control note, and the
+    Redis subscription lasts until the last holder unsubscribes."""
+
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
         self._pubsub: aioredis.client.PubSub | None = None
-        self._callbacks: dict[str, Callback] = {}
-        self._control: dict[str, Callable[[str], None]] = {}
+        self._holders: dict[str, dict[str, tuple[Callback, Control | None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
@@ -40,43 +46,50 @@ class ResultRouter:
         self._task = asyncio.create_task(self._reader(), name="result-router")
 
     async def subscribe(
-        self, session_id: str, callback: Callback, control: Callable[[str], None] | None = None
+        self, session_id: str, holder: str, callback: Callback, control: Control | None = None
     ) -> None:
-        """Route the session's results to ``callback``.
+        """Route the session's results to ``callback`` of ``holder`` (a connection's id).
 
         The SUBSCRIBE is sent before this returns, so it reaches Redis before any job the
         caller queues afterwards could produce a result.
         """
         assert self._pubsub is not None
-        self._callbacks[session_id] = callback
-        if control is not None:
-            self._control[session_id] = control
-        await self._pubsub.subscribe(bus.results_channel(session_id))
+        holders = self._holders.setdefault(session_id, {})
+        holders[holder] = (callback, control)
+        if len(holders) == 1:
+            await self._pubsub.subscribe(bus.results_channel(session_id))
         self._subscribed.set()
 
-    async def unsubscribe(self, session_id: str) -> None:
-        self._callbacks.pop(session_id, None)
-        self._control.pop(session_id, None)
+    async def unsubscribe(self, session_id: str, holder: str) -> None:
+        """Stop routing to ``holder``; the channel is left when no holder remains."""
+        holders = self._holders.get(session_id)
+        if holders is None or holders.pop(holder, None) is None or holders:
+            return
+        del self._holders[session_id]
         if self._pubsub is not None:
             try:
                 await self._pubsub.unsubscribe(bus.results_channel(session_id))
             except RETRYABLE:
                 log.debug("unsubscribe failed; the reconnect will not resubscribe it", exc_info=True)
 
-    async def publish_control(self, session_id: str, message: str) -> None:
-        """A gateway-to-gateway note on a session's channel (e.g. a takeover on resume)."""
-        await self._redis.publish(bus.results_channel(session_id), CONTROL_PREFIX + message)
+    def local_holders(self, session_id: str) -> int:
+        return len(self._holders.get(session_id, {}))
+
+    async def publish_control(self, session_id: str, message: str) -> int:
+        """A note to every holder of a session, on any gateway (e.g. a takeover on resume);
+        returns how many gateways (Redis subscribers) received it."""
+        return int(await self._redis.publish(bus.results_channel(session_id), CONTROL_PREFIX + message))
 
     def _dispatch(self, channel: str, data: bytes | str) -> None:
         session_id = channel.split(":", 1)[1]
+        holders = list(self._holders.get(session_id, {}).values())
+        if not holders:
+            return
         text = data.decode() if isinstance(data, bytes) else data
         if text.startswith(CONTROL_PREFIX):
-            control = self._control.get(session_id)
-            if control is not None:
-                control(text[len(CONTROL_PREFIX) :])
-            return
-        callback = self._callbacks.get(session_id)
-        if callback is None:
+            for _, control in holders:
+                if control is not None:
+                    control(text[len(CONTROL_PREFIX) :])
             return
         try:
             result = bus.decode_result(text)
@@ -84,21 +97,22 @@ class ResultRouter:
             MALFORMED.inc()
             log.warning("dropping malformed result on %s: %s", channel, exc)
             return
-        callback(result)
+        for callback, _ in holders:
+            callback(result)
 
     async def _reader(self) -> None:
         backoff = 0.1
         broken = False
         while True:
             assert self._pubsub is not None
-            if not self._callbacks:
+            if not self._holders:
                 self._subscribed.clear()
                 await self._subscribed.wait()
             try:
                 if broken:
                     await self._resubscribe()
                     broken = False
-                    log.info("pub/sub resubscribed %d sessions", len(self._callbacks))
+                    log.info("pub/sub resubscribed %d sessions", len(self._holders))
                 message = await self._pubsub.get_message(timeout=1.0)
                 backoff = 0.1
             except RETRYABLE as exc:
@@ -125,7 +139,7 @@ class ResultRouter:
                 await old.aclose()
             except RETRYABLE:
                 pass
-        channels = [bus.results_channel(s) for s in self._callbacks]
+        channels = [bus.results_channel(s) for s in self._holders]
         if channels:
             await self._pubsub.subscribe(*channels)
 

@@ -364,3 +364,28 @@ async def test_without_a_translation_model_one_error_and_every_final(
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(20)
+
+
+async def test_resume_on_the_same_gateway_while_the_old_connection_still_holds_results(
+    make_gateway: Any, stt_worker: Any
+) -> None:
+    """A quick reconnect to the same gateway: the dropped connection is still waiting for a
+    result when the new one takes the session over; both must not fight over the subscription."""
+    gw = await make_gateway(result_wait_seconds=3.0)
+    async with connect(url(gw)) as ws:
+        sid = json.loads(await ws.recv())["session_id"]
+        await send_audio(ws, clip("en_weather"))
+        last_seq = (await read_until(ws, lambda m: m["type"] == "final"))[-1]["seq"]
+        await send_audio(ws, clip("en_coffee"), speed=20)
+        await ws.send(json.dumps({"type": "flush"}))
+    async with connect(url(gw)) as ws:  # at once: the old connection is still detached
+        await ws.recv()
+        await ws.send(json.dumps({"type": "config", "session_id": sid, "last_seq": last_seq}))
+        await send_audio(ws, clip("en_train"))
+        await asyncio.sleep(4.0)  # past the old connection's wait: it lets go of the session
+        await send_audio(ws, clip("en_weather"))
+        await ws.send(json.dumps({"type": "end"}))
+        messages = await read_all(ws)
+    finals = [m["segment_id"] for m in messages if m["type"] == "final"]
+    assert finals == [f"{sid}:1", f"{sid}:2", f"{sid}:3"]
+    assert messages[-1]["type"] == "done"

@@ -34,8 +34,8 @@ async def test_routes_by_session_and_resubscribes_after_redis_restart() -> None:
     router = ResultRouter(redis)
     await router.start()
     got: dict[str, list[str]] = {"a": [], "b": []}
-    await router.subscribe("a", lambda r: got["a"].append(r.text))  # type: ignore[union-attr]
-    await router.subscribe("b", lambda r: got["b"].append(r.text))  # type: ignore[union-attr]
+    await router.subscribe("a", "conn-a", lambda r: got["a"].append(r.text))  # type: ignore[union-attr]
+    await router.subscribe("b", "conn-b", lambda r: got["b"].append(r.text))  # type: ignore[union-attr]
     publisher = await connect(server.url, timeout=5)  # retries across the restart
     try:
         await asyncio.sleep(0.1)
@@ -53,7 +53,7 @@ async def test_routes_by_session_and_resubscribes_after_redis_restart() -> None:
                 await asyncio.sleep(0.2)
 
         await asyncio.wait_for(delivered(), 20)
-        await router.unsubscribe("a")
+        await router.unsubscribe("a", "conn-a")
         await publisher.publish(bus.results_channel("a"), final("a", "after unsubscribe"))
         await asyncio.sleep(0.3)
         assert "after unsubscribe" not in got["a"]
@@ -62,3 +62,26 @@ async def test_routes_by_session_and_resubscribes_after_redis_restart() -> None:
         await publisher.aclose()
         await redis.aclose()
         server.stop()
+
+
+async def test_two_holders_of_one_session_each_get_results_until_they_let_go(redis_server) -> None:  # type: ignore[no-untyped-def]
+    redis = await connect(redis_server.url, timeout=5)
+    router = ResultRouter(redis)
+    await router.start()
+    old: list[str] = []
+    new: list[str] = []
+    notes: list[str] = []
+    await router.subscribe("s", "old", lambda r: old.append(r.text), notes.append)  # type: ignore[union-attr]
+    await router.subscribe("s", "new", lambda r: new.append(r.text))  # type: ignore[union-attr]
+    try:
+        assert router.local_holders("s") == 2
+        assert await router.publish_control("s", "takeover new") == 1  # one gateway subscribed
+        await redis.publish(bus.results_channel("s"), final("s", "both"))
+        await wait_for(lambda: old == ["both"] and new == ["both"] and notes == ["takeover new"])
+        await router.unsubscribe("s", "old")  # the old holder lets go: the channel stays
+        await redis.publish(bus.results_channel("s"), final("s", "new only"))
+        await wait_for(lambda: new == ["both", "new only"])
+        assert old == ["both"]
+    finally:
+        await router.close()
+        await redis.aclose()
