@@ -11,19 +11,24 @@ whatever is still running after the shutdown budget.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 
 from common.embedded_redis import EmbeddedRedis, free_port
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MAX_BACKOFF = 30.0
 DEMO_CLIENT = Path(__file__).resolve().parent.parent / "demos" / "demo_client.py"
@@ -154,8 +159,6 @@ class Supervisor:
             while pending:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"not ready after {self.options.ready_timeout:.0f}s: {', '.join(pending)}")
-                if self._stopping.is_set():
-                    raise asyncio.CancelledError
                 for name, child in list(pending.items()):
                     state = await _probe(http, child.spec.health_port)
                     if state is not None:
@@ -179,6 +182,9 @@ class Supervisor:
 
     def request_stop(self) -> None:
         self._stopping.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopping.wait()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -228,62 +234,67 @@ def _redact(url: str) -> str:
     return redact_url(url)
 
 
-async def run_stack(options: StackOptions) -> int:
-    """Run until SIGINT/SIGTERM; returns the exit code."""
+async def _until_stopped(supervisor: Supervisor, work: Awaitable[T]) -> T | None:
+    """``work``'s result, or None once a stop (SIGINT/SIGTERM) is asked first."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.create_task(supervisor.wait_stopped())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
+
+
+async def _with_stack(options: StackOptions, body: Callable[[Supervisor], Awaitable[int]]) -> int:
+    """Start the stack, wait until every service is up, run ``body`` while it is, and stop
+    everything on the way out (also on SIGINT/SIGTERM at any point). Returns ``body``'s code."""
     supervisor = Supervisor(options)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, supervisor.request_stop)
-    code = 0
     try:
         started = time.monotonic()
         await supervisor.start()
-        waiting = asyncio.create_task(supervisor.wait_ready())
-        stop = asyncio.create_task(supervisor._stopping.wait())
-        done, _ = await asyncio.wait({waiting, stop}, return_when=asyncio.FIRST_COMPLETED)
-        if waiting in done:
-            waiting.result()
-            print(supervisor.summary(), flush=True)
-            print(f"ready in {time.monotonic() - started:.1f}s; Ctrl+C stops everything", flush=True)
-            await stop
-        else:
-            waiting.cancel()
-    except TimeoutError as exc:
+        if await _until_stopped(supervisor, supervisor.wait_ready()) is None:
+            return 0
+        print(supervisor.summary(), flush=True)
+        print(f"ready in {time.monotonic() - started:.1f}s; Ctrl+C stops everything", flush=True)
+        return await body(supervisor)
+    except TimeoutError as exc:  # not ready in time
         log.error("%s", exc)
-        code = 1
+        return 1
     finally:
         stopped = time.monotonic()
         await supervisor.stop()
         log.info("stack stopped in %.1fs", time.monotonic() - stopped)
-    return code
+
+
+async def run_stack(options: StackOptions) -> int:
+    """``speech-pipeline up``: run until SIGINT/SIGTERM; returns the exit code."""
+
+    async def serve(supervisor: Supervisor) -> int:
+        await supervisor.wait_stopped()
+        return 0
+
+    return await _with_stack(options, serve)
 
 
 async def run_demo(options: StackOptions, client_args: list[str]) -> int:
-    """Bring the stack up, run the demo client against it, bring it down; the client's code."""
-    supervisor = Supervisor(options)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, supervisor.request_stop)
-    try:
-        started = time.monotonic()
-        print("starting the pipeline (Redis, gateway, STT worker, translation worker)...", flush=True)
-        await supervisor.start()
-        await supervisor.wait_ready()
-        print(supervisor.summary(), flush=True)
-        print(f"ready in {time.monotonic() - started:.1f}s\n", flush=True)
+    """``speech-pipeline demo``: the stack, the demo client against it, then down; the client's code."""
+
+    async def demo(supervisor: Supervisor) -> int:
         args = [sys.executable, str(DEMO_CLIENT), "--url", f"ws://127.0.0.1:{supervisor.gateway_port}/",
                 "--show-transcripts", *client_args]
         proc = await asyncio.create_subprocess_exec(*args)
-        waiter = asyncio.create_task(proc.wait())
-        stop = asyncio.create_task(supervisor._stopping.wait())
-        done, _ = await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
-        if waiter not in done:
+        if await _until_stopped(supervisor, proc.wait()) is None:
             proc.terminate()
             await proc.wait()
-        stop.cancel()
         return proc.returncode or 0
-    except TimeoutError as exc:
-        log.error("%s", exc)
-        return 1
-    finally:
-        await supervisor.stop()
+
+    print("starting the pipeline (Redis, gateway, STT worker, translation worker)...", flush=True)
+    return await _with_stack(options, demo)
