@@ -389,3 +389,19 @@ async def test_resume_on_the_same_gateway_while_the_old_connection_still_holds_r
     finals = [m["segment_id"] for m in messages if m["type"] == "final"]
     assert finals == [f"{sid}:1", f"{sid}:2", f"{sid}:3"]
     assert messages[-1]["type"] == "done"
+
+
+async def test_partials_off_and_word_timestamps_on_request(make_gateway: Any, stt_worker: Any) -> None:
+    gw = await make_gateway()
+    async with connect(url(gw)) as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "config", "partials": False, "word_timestamps": True}))
+        assert json.loads(await ws.recv())["partials"] is False
+        await send_audio(ws, clip("en_weather"))
+        await ws.send(json.dumps({"type": "end"}))
+        messages = await read_all(ws)
+    assert not [m for m in messages if m["type"] == "realtime"]
+    final = next(m for m in messages if m["type"] == "final")
+    words = final["words"]
+    assert words and "sunny" in " ".join(w["word"].lower() for w in words)
+    assert all(final["start"] - 0.5 <= w["start"] <= w["end"] <= final["end"] + 0.5 for w in words)
