@@ -13,12 +13,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from common.auth import bearer_matches
+
+if TYPE_CHECKING:
+    from common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,12 @@ class HealthServer:
         self._metrics_token = metrics_token
         self._ssl = ssl_context
         self._runner: web.AppRunner | None = None
+
+    @classmethod
+    def for_service(cls, state: HealthState, settings: CommonSettings, ssl_context: Any = None) -> HealthServer:
+        """The server a service mounts: its host and health port, TLS and metrics token."""
+        token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        return cls(state, settings.host, settings.health_port, ssl_context=ssl_context, metrics_token=token)
 
     def _app(self) -> web.Application:
         app = web.Application()

@@ -13,7 +13,7 @@ import logging
 import ssl
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -23,6 +23,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from common.lifecycle import StartupRefused
+
+if TYPE_CHECKING:
+    from common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,14 @@ async def wait_until_ready(client: aioredis.Redis, *, timeout: float, what: str 
                 log.warning("%s not reachable yet (%s); retrying", what, exc.__class__.__name__)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+async def connect_with(settings: CommonSettings, *, decode_responses: bool = False) -> aioredis.Redis:
+    """A ready client from a service's settings (REDIS_URL, REDIS_CA_FILE, start-up budget)."""
+    return await connect(
+        settings.redis_url.get_secret_value(), ca_file=settings.redis_ca_file,
+        timeout=settings.redis_connect_timeout_seconds, decode_responses=decode_responses,
+    )
 
 
 async def connect(

@@ -23,7 +23,7 @@ from common.consumer import ConsumerOptions, Entry, StreamConsumer
 from common.health import HealthServer, HealthState
 from common.heartbeat import Heartbeat
 from common.lifecycle import Service
-from common.redis_conn import connect
+from common.redis_conn import connect_with
 from common.security_settings import prepare_listeners
 from common.settings import WorkerSettings
 
@@ -82,14 +82,9 @@ class StreamWorker(Service, Generic[T]):
         self.health.add_check("redis", self._check_redis)
         self.health.add_check("model", self._check_model)
         self.health.details.append(self._details)
-        self.health_server = HealthServer(
-            self.health, s.host, s.health_port, ssl_context=ssl_context,
-            metrics_token=s.metrics_token.get_secret_value() if s.metrics_token else None,
-        )
+        self.health_server = HealthServer.for_service(self.health, s, ssl_context)
         await self.health_server.start()
-        self.redis = await connect(
-            s.redis_url.get_secret_value(), ca_file=s.redis_ca_file, timeout=s.redis_connect_timeout_seconds
-        )
+        self.redis = await connect_with(s)
         self.consumer = StreamConsumer(
             self.redis,
             ConsumerOptions(

@@ -22,7 +22,7 @@ from common import bus
 from common.health import HealthServer, HealthState
 from common.heartbeat import Heartbeat
 from common.lifecycle import Service
-from common.redis_conn import RETRYABLE, connect
+from common.redis_conn import RETRYABLE, connect_with
 from common.security_settings import prepare_listeners
 from common.settings import GatewaySettings
 from common.tls import scheme
@@ -77,13 +77,9 @@ class GatewayService(Service):
         self.health.add_check("redis", self._check_redis)
         self.health.add_check("websocket", self._check_ws)
         self.health.details.append(self._details)
-        self.health_server = HealthServer(
-            self.health, s.host, s.health_port, ssl_context=ssl_context,
-            metrics_token=s.metrics_token.get_secret_value() if s.metrics_token else None,
-        )
+        self.health_server = HealthServer.for_service(self.health, s, ssl_context)
         await self.health_server.start()
-        redis = await connect(s.redis_url.get_secret_value(), ca_file=s.redis_ca_file,
-                              timeout=s.redis_connect_timeout_seconds)
+        redis = await connect_with(s)
         router = ResultRouter(redis)
         await router.start()
         silero = await asyncio.to_thread(SileroVad.shared) if s.use_silero else None
