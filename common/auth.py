@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -201,31 +200,6 @@ def token_from_auth_message(message: str | bytes) -> str | None:
         return None
     token = data.get("token")
     return token if isinstance(token, str) and token else None
-
-
-# What a token looks like wherever it may appear in a log line: a JWT (its header always
-# base64-encodes '{"', hence "eyJ"), a bearer credential, a ?token= query, a JSON "token".
-_TOKEN_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"), "***"),
-    (re.compile(r"(?i)(\bbearer\s+)[^\s\"',;]+"), r"\1***"),
-    (re.compile(r"(?i)([?&]token=)[^&\s\"'#]+"), r"\1***"),
-    (re.compile(r"(?i)(\"token\"\s*:\s*\")[^\"]*"), r"\1***"),
-    (re.compile(r"(?i)('token'\s*:\s*')[^']*"), r"\1***"),
-)
-
-
-def redact_tokens(text: str) -> str:
-    """``text`` with anything token-shaped replaced by ``***`` (for the log formatter).
-
-    Tokens differ per client, so unlike fixed secrets they cannot be registered one by one;
-    libraries (websockets at DEBUG) print request lines, headers and frames that hold them.
-    """
-    lowered = text.lower()
-    if "eyj" not in lowered and "token" not in lowered and "bearer" not in lowered:
-        return text  # the common case: a cheap scan, no regex
-    for pattern, replacement in _TOKEN_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def bearer_matches(header_value: str | None, expected_token: str) -> bool:

@@ -9,16 +9,40 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 import time
 from typing import Any
 
-from common.auth import redact_tokens
-
 _secrets: set[str] = set()
 _lock = threading.Lock()
 REDACTED = "***"
+
+# What a token looks like wherever it may appear in a log line: a JWT (its header always
+# base64-encodes '{"', hence "eyJ"), a bearer credential, a ?token= query, a JSON "token".
+_TOKEN_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"), "***"),
+    (re.compile(r"(?i)(\bbearer\s+)[^\s\"',;]+"), r"\1***"),
+    (re.compile(r"(?i)([?&]token=)[^&\s\"'#]+"), r"\1***"),
+    (re.compile(r"(?i)(\"token\"\s*:\s*\")[^\"]*"), r"\1***"),
+    (re.compile(r"(?i)('token'\s*:\s*')[^']*"), r"\1***"),
+)
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with anything token-shaped replaced by ``***`` (for the log formatter).
+
+    Tokens differ per client, so unlike fixed secrets they cannot be registered one by one;
+    libraries (websockets at DEBUG) print request lines, headers and frames that hold them.
+    """
+    lowered = text.lower()
+    if "eyj" not in lowered and "token" not in lowered and "bearer" not in lowered:
+        return text  # the common case: a cheap scan, no regex
+    for pattern, replacement in _TOKEN_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
 
 
 def register_secret(value: str | None) -> None:

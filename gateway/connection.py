@@ -28,12 +28,12 @@ from common import bus
 from common.auth import AuthError, AuthLease, token_from_auth_message
 from common.redis_conn import RETRYABLE
 from gateway import metrics, protocol
+from gateway.context import GatewayContext
 from gateway.limits import Admission, AudioMeter
 from gateway.ordering import OrdererOptions, ResultOrderer
 from gateway.partials import OVERLOADED, PartialOptions, PartialScheduler
 from gateway.ratelimit import TokenBucket
 from gateway.segmenter import Segmenter, SegmenterOptions, SpeechEnded, SpeechStarted, UtteranceReady
-from gateway.service import GatewayContext
 from gateway.sessions import SessionConfig
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Connections are handled by :class:`gateway.connection.Connection`, one object per client;
 what they share (settings, Redis, the router, the session store, the cached queue depth)
-lives in a :class:`GatewayContext`. On a graceful stop the gateway refuses new connections,
+lives in a :class:`gateway.context.GatewayContext`. On a graceful stop the gateway refuses new connections,
 tells each client it is going away (1001, after ``end``-like draining of results already on
 their way), and stops.
 """
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
@@ -27,33 +25,14 @@ from common.security_settings import prepare_listeners
 from common.settings import GatewaySettings
 from common.tls import scheme
 from gateway import metrics
+from gateway.connection import Connection
+from gateway.context import GatewayContext
 from gateway.limits import Admission, AudioQuota, HandshakeGuard, SubjectSessions
 from gateway.router import ResultRouter
 from gateway.sessions import SessionStore
 from gateway.vad import SileroVad
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GatewayContext:
-    """What every connection of one gateway shares. Per-connection state never lives here."""
-
-    settings: GatewaySettings
-    redis: aioredis.Redis
-    router: ResultRouter
-    store: SessionStore
-    name: str
-    silero: SileroVad | None
-    guard: HandshakeGuard
-    subject_sessions: SubjectSessions
-    audio_quota: AudioQuota
-    queue_depth: int = 0
-    connections: set[Any] = field(default_factory=set)
-
-    @property
-    def overloaded(self) -> bool:
-        return self.queue_depth > self.settings.max_queue_depth
 
 
 class GatewayService(Service):
@@ -137,8 +116,6 @@ class GatewayService(Service):
         return response
 
     async def _handle(self, ws: ServerConnection) -> None:
-        from gateway.connection import Connection
-
         assert self.ctx is not None
         admission = self._admissions.pop(ws, Admission())
         if self.stopping.is_set():

@@ -242,7 +242,7 @@ async def test_websockets_debug_lines_leak_tokens_unless_redacted(
 ) -> None:
     """Why the log formatter needs ``redact_tokens``: websockets at DEBUG prints headers and
     request lines; the redacted text holds no token."""
-    from common.auth import redact_tokens
+    from common.logs import redact_tokens
 
     caplog.set_level(logging.DEBUG, logger="websockets")
     token = mint_token(settings, "gus", 60)

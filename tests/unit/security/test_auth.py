@@ -255,7 +255,7 @@ def test_mint_token_needs_a_signing_key(rsa_files: tuple[Path, Path], ec_private
 
 
 def test_redact_tokens_wherever_they_appear(secret: str) -> None:
-    from common.auth import redact_tokens
+    from common.logs import redact_tokens
 
     token = mint_token(make_settings(jwt_secret=secret), "alice", 60)
     lines = [
@@ -275,7 +275,7 @@ def test_redact_tokens_wherever_they_appear(secret: str) -> None:
 
 @given(st.text(max_size=200))
 def test_redact_tokens_leaves_token_free_text_alone(text: str) -> None:
-    from common.auth import redact_tokens
+    from common.logs import redact_tokens
 
     if "eyJ" not in text and "token" not in text.lower() and "bearer" not in text.lower():
         assert redact_tokens(text) == text
