@@ -26,7 +26,7 @@ detects), timestamps are not decoded, and a final whose decode looks unreliable
 (log-probability or compression ratio past Whisper's thresholds) is re-run alone through
 faster-whisper's ``transcribe`` for its temperature fallback.  Longer utterances and
 word-timestamp requests always take that path.  ``EngineOptions.batched=False`` makes
-:meth:`transcribe_batch` a plain loop; ``python -m stt_worker.bench`` measures both.
+:meth:`transcribe_batch` a plain loop; ``python -m benchmarks.stt`` measures both.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class EngineOptions:
     #: :meth:`WhisperEngine.transcribe_batch` runs one stacked encode/generate (True) or a
     #: loop of faster-whisper ``transcribe`` calls (False).  Default True: on the 2-core
     #: CPU it was 1.4-1.9x faster for base (one encode instead of two when detecting the
-    #: language) and up to 1.3x for tiny.en at 2 threads (``python -m stt_worker.bench``).
+    #: language) and up to 1.3x for tiny.en at 2 threads (``python -m benchmarks.stt``).
     batched: bool = True
     #: ``dynamic``: the batched path encodes the utterance plus a margin instead of Whisper's
     #: fixed 30 s window (the encoder's cost grows with the window: 8 x 6 s utterances took

@@ -53,7 +53,7 @@ class LocalStack:
 @pytest.fixture(scope="session")
 def tiny_translation_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-weight NLLB-style CTranslate2 model (real loading and decoding code)."""
-    from translation_worker.testing import build_tiny_nllb_model
+    from tests.tiny_translation import build_tiny_nllb_model
 
     return Path(build_tiny_nllb_model(tmp_path_factory.mktemp("tiny-nllb")))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.bench_overhead import run
+from benchmarks.overhead import run
 
 pytestmark = pytest.mark.integration
 

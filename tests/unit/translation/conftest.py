@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from translation_worker.testing import build_tiny_nllb_model, build_tiny_opus_mt_collection
+from tests.tiny_translation import build_tiny_nllb_model, build_tiny_opus_mt_collection
 
 
 @pytest.fixture(scope="session")

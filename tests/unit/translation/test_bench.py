@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from translation_worker.bench import format_table, run_benchmark
+from benchmarks.translation import format_table, run_benchmark
 from translation_worker.engines import EngineOptions, TranslationItem, load_ctranslate2_engine
 
 

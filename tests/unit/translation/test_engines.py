@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.tiny_translation import CORPUS
 from translation_worker.engines import (
     EasyNMTEngine,
     EasyNmtNotInstalled,
@@ -23,7 +24,6 @@ from translation_worker.engines import (
 from translation_worker.engines.opus_mt import pair_from_dir_name
 from translation_worker.engines.subword import HfJsonTokenizer
 from translation_worker.languages import UnsupportedLanguagePair
-from translation_worker.testing import CORPUS
 
 OPTIONS = EngineOptions(max_decoding_length=12, beam_size=1)
 

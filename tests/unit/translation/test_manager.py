@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.tiny_translation import build_tiny_nllb_model
 from translation_worker.engines import EngineOptions, TranslationEngine, TranslationItem
 from translation_worker.manager import (
     ManagerOptions,
@@ -18,7 +19,6 @@ from translation_worker.manager import (
     process_rss_bytes,
 )
 from translation_worker.models import TranslationModelUnavailable
-from translation_worker.testing import build_tiny_nllb_model
 
 ENGINE_OPTIONS = EngineOptions(max_decoding_length=8, beam_size=1)
 

@@ -6,7 +6,7 @@ the pipeline itself: segmenter flush, job encoding, XADD, XREADGROUP, job select
 publishing, pub/sub, decoding, ordering and the WebSocket send. For each utterance the client
 streams a clip as fast as it can, sends ``flush``, and times ``flush`` -> ``final``.
 
-    python -m gateway.bench_overhead [--utterances 40]
+    python -m benchmarks.overhead [--utterances 40]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Benchmark: CPU cost of the segmenter per second of audio, and its onset/end accuracy.
 
-Run: ``python -m gateway.bench_segmenter [--repeat N]``. Prints figures; asserts nothing.
+Run: ``python -m benchmarks.segmenter [--repeat N]``. Prints figures; asserts nothing.
 Uses the fixture WAVs under tests/fixtures/gateway (speech with known onsets and ends) and
 synthetic noise (the worst case for cost: WebRTC fires on every frame, so Silero never sleeps).
 """

@@ -1,6 +1,6 @@
 """Benchmark the STT engine: real-time factor and latency, sequential against batched.
 
-    python -m stt_worker.bench [--models tiny.en base] [--threads 1 2] [--batch-size 4]
+    python -m benchmarks.stt [--models tiny.en base] [--threads 1 2] [--batch-size 4]
 
 For each model and thread count it loads one engine, warms it up, then transcribes the
 fixture utterances (English only for ``.en`` models) as a burst that arrived at once:
@@ -171,7 +171,7 @@ def format_table(rows: Sequence[BenchRow]) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     """Command-line options to a :class:`BenchConfig`."""
-    p = argparse.ArgumentParser(prog="python -m stt_worker.bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.stt", description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=list(BenchConfig.models))
     p.add_argument("--threads", nargs="+", type=int, default=list(BenchConfig.threads))
     p.add_argument("--batch-size", type=int, default=BenchConfig.batch_size)

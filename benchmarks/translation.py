@@ -1,9 +1,9 @@
 """Benchmark: sentences per second, batched against one at a time.
 
-    python -m translation_worker.bench                   # tiny random-weight NLLB model
-    python -m translation_worker.bench --model DIR       # a real converted model
+    python -m benchmarks.translation                   # tiny random-weight NLLB model
+    python -m benchmarks.translation --model DIR       # a real converted model
 
-With no ``--model`` it builds the tiny model of :mod:`translation_worker.testing` in a
+With no ``--model`` it builds the tiny model of :mod:`tests.tiny_translation` in a
 temporary directory, so it runs offline; its figures measure the engine's overhead
 (tokenizing, framing, CTranslate2 calls), not a real model's speed. Each mode runs
 ``--repeats`` times and the best run is reported.
@@ -19,13 +19,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.tiny_translation import CORPUS, TinyModelOptions, build_tiny_nllb_model
 from translation_worker.engines import (
     CTranslate2Engine,
     EngineOptions,
     TranslationItem,
     load_ctranslate2_engine,
 )
-from translation_worker.testing import CORPUS, TinyModelOptions, build_tiny_nllb_model
 
 log = logging.getLogger(__name__)
 
