@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[models,gui,tts,dev]'
+	$(PY) -m pip install --quiet -e '.[gateway,stt,translation,local,demos,models,gui,tts,dev]'
 	touch $(STAMP)
 
 # Installs the Debian packages that are missing, with apt-get, and says so.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,18 +24,29 @@ SAMPLE_RATE = 16000
 WEBRTC_FRAME_SAMPLES = 480  # 30 ms at 16 kHz
 SILERO_WINDOW = 512  # 32 ms: the only window size the 16 kHz Silero model accepts
 SILERO_CONTEXT = 64  # samples of the previous window the v5/v6 model expects in front
+SILERO_FILE = "silero_vad_v6.onnx"
+
+
+def installed_silero_copy() -> Path:
+    """Where the gateway image puts its copy of the model (it has no faster-whisper)."""
+    return Path(sys.prefix) / "share" / "speech-pipeline" / SILERO_FILE
 
 
 def default_silero_path() -> Path:
-    """The Silero VAD ONNX model shipped inside the faster-whisper package.
+    """The Silero VAD ONNX model: the image's copy, else the one inside faster-whisper.
 
-    Found with importlib rather than by importing faster_whisper, whose import pulls in
+    faster-whisper is found with importlib rather than imported: its import pulls in
     ctranslate2 and the whole STT stack the gateway does not need.
     """
+    copy = installed_silero_copy()
+    if copy.is_file():
+        return copy
     spec = importlib.util.find_spec("faster_whisper")
     if spec is None or spec.origin is None:
-        raise FileNotFoundError("faster-whisper is not installed: it ships the Silero VAD model")
-    return Path(spec.origin).parent / "assets" / "silero_vad_v6.onnx"
+        raise FileNotFoundError(
+            f"no Silero VAD model: neither {copy} nor faster-whisper (which ships it) is installed"
+        )
+    return Path(spec.origin).parent / "assets" / SILERO_FILE
 
 
 class WebRtcVad:

@@ -17,7 +17,14 @@ WORKDIR /src
 COPY . .
 # Every runtime dependency ships as a manylinux wheel, so no build tools are needed here either;
 # the timeout and retries are the seed's cure for broken pipes on large downloads.
-RUN pip install --timeout=300 --retries=10 .
+# The gateway extra only: no faster-whisper or CTranslate2. Silero's ONNX file ships inside
+# faster-whisper, so the builder unpacks that one wheel aside (no dependencies) and copies the
+# file to where gateway.vad looks for it; the rest of the wheel stays in this stage.
+RUN pip install --timeout=300 --retries=10 ".[gateway]" \
+ && pip install --timeout=300 --retries=10 --no-deps --target /tmp/faster-whisper "faster-whisper>=1.1,<2" \
+ && install -D -m 0644 /tmp/faster-whisper/faster_whisper/assets/silero_vad_v6.onnx \
+        /opt/venv/share/speech-pipeline/silero_vad_v6.onnx \
+ && rm -rf /tmp/faster-whisper
 
 FROM ${PYTHON_IMAGE} AS runtime
 # A fixed numeric uid so Kubernetes' runAsNonRoot can verify it without a passwd lookup.

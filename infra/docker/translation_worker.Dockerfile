@@ -8,14 +8,14 @@
 #   docker build -f infra/docker/translation_worker.Dockerfile -t speech-pipeline/translation-worker .
 # Build arguments:
 #   VARIANT=cuda     add cuBLAS and cuDNN 9 wheels for CTranslate2 on a GPU.
-#   EXTRAS=[easynmt] install the project's easynmt extra (pulls PyTorch: a much larger image).
+#   EXTRAS=translation,easynmt  also the project's easynmt extra (pulls PyTorch: a much larger image).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG VARIANT=cpu
 
 FROM ${PYTHON_IMAGE} AS builder
 ARG VARIANT
-ARG EXTRAS=""
+ARG EXTRAS=translation
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -23,7 +23,7 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY . .
-RUN pip install --timeout=300 --retries=10 ".${EXTRAS}" \
+RUN pip install --timeout=300 --retries=10 ".[${EXTRAS}]" \
  && if [ "$VARIANT" = "cuda" ]; then \
         pip install --timeout=300 --retries=10 "nvidia-cublas-cu12>=12,<13" "nvidia-cudnn-cu12>=9,<10"; \
     elif [ "$VARIANT" != "cpu" ]; then \

@@ -115,7 +115,7 @@ def test_builder_only_pip_installs_the_project(service: str, paths: Any) -> None
 def test_stt_image_carries_the_models_and_has_a_cuda_variant(paths: Any) -> None:
     commands = _parse(paths, "stt_worker")
     builder = " ".join(c.value[0] for c in _stages(commands)["builder"] if c.cmd == "RUN")
-    assert '".[models]"' in builder
+    assert '".[stt,models]"' in builder
     assert _args(commands)["VARIANT"] == "cpu"
     assert "nvidia-cudnn-cu12" in builder and "nvidia-cublas-cu12" in builder
     cuda_env = {

@@ -1,125 +1,14 @@
-"""The project's import graph, built with ``ast`` from the sources (nothing is imported).
+"""No import cycles among the product packages, and no benchmark or test helper inside them.
 
-Every ``import`` counts, also those inside functions (a lazy import is the usual way a cycle
-is hidden), except under ``if TYPE_CHECKING:`` (they never run). A cycle between modules of
-the product packages fails the test, and so does a product module importing a benchmark or
-a test helper.
+The graph (:mod:`tests.import_graph`) is built with ``ast``: lazy imports inside functions
+count, ``if TYPE_CHECKING:`` imports do not.
 """
 
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-PACKAGES = ("common", "gateway", "stt_worker", "translation_worker", "client_gui", "demos",
-            "speech_client", "transcript_store")
-
-
-def _modules() -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for package in PACKAGES:
-        base = ROOT / package
-        if not base.is_dir():
-            continue
-        for path in base.rglob("*.py"):
-            parts = list(path.relative_to(ROOT).with_suffix("").parts)
-            if parts[-1] == "__init__":
-                parts.pop()
-            found[".".join(parts)] = path
-    return found
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def _imported(tree: ast.AST, module: str, is_package: bool) -> set[str]:
-    """Absolute names of everything ``tree`` imports (``from a import b`` gives a and a.b)."""
-    names: set[str] = set()
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for child in node.orelse:
-                visit(child)
-            return
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = module.split(".")
-                base = base[: len(base) - node.level + (1 if is_package else 0)]
-                prefix = ".".join([*base, node.module] if node.module else base)
-            else:
-                prefix = node.module or ""
-            names.add(prefix)
-            names.update(f"{prefix}.{alias.name}" for alias in node.names)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
-    return names
-
-
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the project modules it imports."""
-    modules = _modules()
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-        imported = _imported(tree, name, path.name == "__init__.py")
-        # Importing a.b.c also runs a and a.b: only edges to real modules, not to packages'
-        # own parents (a package importing its submodule is not a cycle with it).
-        graph[name] = {m for m in imported if m in modules and m != name}
-    return graph
-
-
-def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components with more than one module (Tarjan's algorithm)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    components: list[list[str]] = []
-    counter = 0
-
-    def strongconnect(node: str) -> None:
-        nonlocal counter
-        index[node] = low[node] = counter
-        counter += 1
-        stack.append(node)
-        on_stack.add(node)
-        for succ in sorted(graph.get(node, ())):
-            if succ not in index:
-                strongconnect(succ)
-                low[node] = min(low[node], low[succ])
-            elif succ in on_stack:
-                low[node] = min(low[node], index[succ])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                top = stack.pop()
-                on_stack.discard(top)
-                component.append(top)
-                if top == node:
-                    break
-            if len(component) > 1:
-                components.append(sorted(component))
-
-    for node in sorted(graph):
-        if node not in index:
-            strongconnect(node)
-    return components
-
-
-def _without_package_parents(graph: dict[str, set[str]]) -> dict[str, set[str]]:
-    """Drop edges from a package's ``__init__`` to its own submodules (re-exports)."""
-    return {
-        name: {m for m in targets if not m.startswith(f"{name}.")}
-        for name, targets in graph.items()
-    }
+from tests.import_graph import ROOT, find_cycles, import_graph, imported, modules, without_package_parents
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
@@ -135,24 +24,24 @@ def test_the_graph_sees_lazy_and_relative_imports() -> None:
         "def f():\n    from gateway.connection import Connection\n"
         "from . import bus\n"
     )
-    names = _imported(tree, "common.x", is_package=False)
+    names = imported(tree, "common.x", is_package=False)
     assert "gateway.connection" in names
     assert "common.bus" in names
     assert "common.settings" not in names
 
 
 def test_no_import_cycles() -> None:
-    graph = _without_package_parents(import_graph())
+    graph = without_package_parents(import_graph())
     assert graph.get("gateway.service"), "the graph is empty: wrong root?"
     assert find_cycles(graph) == []
 
 
 def test_no_product_module_imports_benchmarks_or_tests() -> None:
     offenders = {
-        name: sorted(m for m in _imported(ast.parse(path.read_text(encoding="utf-8")), name,
+        name: sorted(m for m in imported(ast.parse(path.read_text(encoding="utf-8")), name,
                                           path.name == "__init__.py")
                      if m.split(".")[0] in {"benchmarks", "tests"})
-        for name, path in _modules().items()
+        for name, path in modules().items()
     }
     assert {k: v for k, v in offenders.items() if v} == {}
 
@@ -160,7 +49,7 @@ def test_no_product_module_imports_benchmarks_or_tests() -> None:
 def test_no_benchmarks_or_test_helpers_inside_product_packages() -> None:
     misplaced = [
         str(path.relative_to(ROOT))
-        for path in _modules().values()
+        for path in modules().values()
         if path.stem.startswith("bench") or path.stem in {"testing", "fakes", "conftest"}
     ]
     assert misplaced == []
