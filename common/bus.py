@@ -104,7 +104,6 @@ class AudioJob(_Message):
         description="An early final, sent during the silence before the utterance is known to "
         "have ended; the gateway uses it only if the speaker does not resume.",
     )
-    gateway: str = ""
 
 
 class TranscriptionJob(_Message):

@@ -346,7 +346,6 @@ class Connection:
             created_at=now,
             speech_end_at=self._wall_at(utt.end),
             speculative=speculative,
-            gateway=self.ctx.name,
         )
 
     async def _queue_final(self, utt: UtteranceReady) -> None:
@@ -406,7 +405,6 @@ class Connection:
             source_language=self.config.source_language,
             target_language=None,
             created_at=time.time(),
-            gateway=self.ctx.name,
         )
         metrics.PARTIAL_JOBS.labels("queued").inc()
         await self._xadd(job, audio)
