@@ -239,14 +239,21 @@ def check_bind_policy(host: str, auth_enabled: bool, allow_insecure: bool) -> No
     )
 
 
-def prepare_listeners(settings: SecuritySettings, *, redis_url: str | None = None) -> ssl.SSLContext | None:
+def prepare_listeners(
+    settings: SecuritySettings, *, redis_url: str | None = None, serves_clients: bool = True
+) -> ssl.SSLContext | None:
     """What every service does before it listens: refuse an insecure public bind, register
-    its secrets for redaction, and build the TLS context (None without TLS)."""
+    its secrets for redaction, and build the TLS context (None without TLS).
+
+    ``serves_clients``: the service has a client port (the gateway). Only authentication
+    guards that: a ``METRICS_TOKEN`` guards ``/metrics`` alone, so it is enough for a worker
+    (whose only port is health and metrics) and never for the gateway.
+    """
     from common.logs import register_secret
     from common.tls import server_ssl_context
 
     host = str(getattr(settings, "host", "127.0.0.1"))
-    guarded = settings.auth_enabled or settings.metrics_token is not None
+    guarded = settings.auth_enabled or (not serves_clients and settings.metrics_token is not None)
     check_bind_policy(host, guarded, settings.allow_insecure)
     for secret in (settings.jwt_secret, settings.metrics_token):
         if secret is not None:

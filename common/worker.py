@@ -78,7 +78,7 @@ class StreamWorker(Service, Generic[T]):
 
     async def startup(self) -> None:
         s = self.settings
-        ssl_context = prepare_listeners(s, redis_url=s.redis_url.get_secret_value())
+        ssl_context = prepare_listeners(s, redis_url=s.redis_url.get_secret_value(), serves_clients=False)
         self.health.add_check("redis", self._check_redis)
         self.health.add_check("model", self._check_model)
         self.health.details.append(self._details)

@@ -36,7 +36,10 @@ SERVICE_SETTINGS: dict[str, str] = {
 #: Variables docker-compose requires from .env (`${NAME:?message}`), with the dummy values the
 #: tests give them: valid ones (JWT_SECRET needs 32+ bytes), so the services' settings accept
 #: the effective configuration.
-COMPOSE_REQUIRED_ENV: dict[str, str] = {"JWT_SECRET": "test-only-jwt-secret-0123456789abcdef"}
+COMPOSE_REQUIRED_ENV: dict[str, str] = {
+    "JWT_SECRET": "test-only-jwt-secret-0123456789abcdef",
+    "METRICS_TOKEN": "test-only-metrics-token-0123456789",
+}
 #: Credentials: only ever from the Secret (Kubernetes) or .env (docker-compose), never a
 #: literal in a manifest, a compose default or a value shown in env.example.
 CREDENTIAL_SETTINGS = frozenset({"JWT_SECRET", "METRICS_TOKEN"})

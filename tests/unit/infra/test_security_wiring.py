@@ -52,7 +52,9 @@ def _build(
 def _start_checks(settings: Any) -> None:
     """What the service does before it listens: the bind policy, then the TLS context."""
     assert not is_loopback(settings.host), "the bind policy is only exercised on a public address"
-    assert prepare_listeners(settings, redis_url=settings.redis_url.get_secret_value()) is None, (
+    serves_clients = hasattr(settings, "gateway_port")  # as gateway/service.py and common/worker.py call it
+    assert prepare_listeners(settings, redis_url=settings.redis_url.get_secret_value(),
+                             serves_clients=serves_clients) is None, (
         "TLS is not wired by default: the healthchecks and probes call http://"
     )
 
@@ -115,6 +117,15 @@ def test_compose_gives_the_gateway_a_required_jwt_secret(paths: Any) -> None:
     assert str(raw["services"]["gateway"]["environment"]["JWT_SECRET"]).startswith("${JWT_SECRET:?")
 
 
+def test_compose_gives_the_token_key_to_the_gateway_only(compose_config: dict[str, Any]) -> None:
+    """Workers verify no tokens: a worker holding JWT_SECRET could mint any client's token."""
+    for service in ("stt_worker", "translation_worker"):
+        environment = compose_config["services"][service]["environment"]
+        assert "JWT_SECRET" not in environment and "JWT_PRIVATE_KEY_FILE" not in environment, service
+        assert environment["METRICS_TOKEN"], f"{service} binds 0.0.0.0: it needs METRICS_TOKEN"
+    assert compose_config["services"]["gateway"]["environment"]["JWT_SECRET"]
+
+
 # Kubernetes ----------------------------------------------------------------------------------
 
 
@@ -157,6 +168,16 @@ def test_k8s_gives_every_deployment_what_it_needs_to_start(
     else:
         # /metrics is the workers' only listener: the token guards it.
         assert settings.metrics_token is not None
+
+
+def test_k8s_gives_the_token_key_to_the_gateway_only(k8s_objects: list[dict[str, Any]]) -> None:
+    for name, deployment in _objects(k8s_objects, "Deployment").items():
+        names = {
+            entry["name"]
+            for container in deployment["spec"]["template"]["spec"]["containers"]
+            for entry in container.get("env", [])
+        }
+        assert ("JWT_SECRET" in names) == (name == "gateway"), name
 
 
 def test_k8s_takes_credentials_from_the_secret_only(

@@ -17,6 +17,7 @@ from common.security_settings import (
     SecuritySettings,
     check_bind_policy,
     is_loopback,
+    prepare_listeners,
 )
 
 
@@ -147,6 +148,28 @@ def test_public_bind_needs_auth_or_allow_insecure(host: str) -> None:
         check_bind_policy(host, auth_enabled=False, allow_insecure=False)
     check_bind_policy(host, auth_enabled=True, allow_insecure=False)
     check_bind_policy(host, auth_enabled=False, allow_insecure=True)
+
+
+def test_a_metrics_token_does_not_open_a_public_gateway(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HOST=0.0.0.0, JWT_SECRET empty, METRICS_TOKEN set: the gateway's WebSocket would be open
+    to anyone (the token guards only /metrics), so it refuses; a worker, whose only port is
+    health and metrics, may start."""
+    import common.logs
+    from common.settings import GatewaySettings, SttSettings
+
+    monkeypatch.setattr(common.logs, "_secrets", set())  # keep the test token out of the registry
+    monkeypatch.delenv("ALLOW_INSECURE", raising=False)
+    monkeypatch.delenv("JWT_PUBLIC_KEY_FILE", raising=False)
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    monkeypatch.setenv("JWT_SECRET", "")
+    monkeypatch.setenv("METRICS_TOKEN", "a-metrics-token-of-some-length")
+    gateway = GatewaySettings()
+    assert not gateway.auth_enabled and gateway.metrics_token is not None
+    with pytest.raises(InsecureBindError, match="JWT_SECRET"):
+        prepare_listeners(gateway)
+    prepare_listeners(SttSettings(), serves_clients=False)
+    monkeypatch.setenv("ALLOW_INSECURE", "1")
+    prepare_listeners(GatewaySettings())  # the operator's explicit choice
 
 
 @given(st.ip_addresses())
