@@ -194,7 +194,8 @@ def token_from_auth_message(message: str | bytes) -> str | None:
         return None
     try:
         data = json.loads(message)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: a deeply nested array before auth is bad input, not a crash.
         return None
     if not isinstance(data, dict) or data.get("type") != "auth":
         return None

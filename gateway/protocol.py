@@ -73,6 +73,9 @@ WHISPER_LANGUAGES: frozenset[str] = frozenset(
 _LANG_RE = re.compile(r"^[a-z]{2,3}$")
 _SESSION_ID_RE = r"^[A-Za-z0-9._:-]{1,128}$"
 MAX_TOKEN_CHARS = 8192
+# Control messages are small (the largest is an auth message with its token): a longer text
+# frame is refused before it is parsed, so parsing costs little whatever a client sends.
+MAX_TEXT_FRAME_CHARS = 16384
 
 
 def _language(value: str) -> str:
@@ -148,17 +151,47 @@ _BY_TYPE: dict[str, type[_ClientMessage]] = {
 }
 
 
+MAX_ERRORS_SHOWN = 5  # an error message names at most this many bad fields
+_MAX_NAME_CHARS = 40
+
+
 def _summary(exc: ValidationError) -> str:
-    """One line naming each bad field, without echoing the input (it may hold a token)."""
+    """One line naming the first bad fields, without echoing the input (it may hold a token).
+
+    Only the first few errors are formatted: the message is cut before it is built, so its
+    cost does not grow with the number of errors.
+    """
     parts = []
-    for err in exc.errors(include_input=False, include_url=False, include_context=False):
-        where = ".".join(str(p) for p in err["loc"]) or "message"
+    for err in exc.errors(include_input=False, include_url=False, include_context=False)[:MAX_ERRORS_SHOWN]:
+        where = ".".join(str(p) for p in err["loc"])[:_MAX_NAME_CHARS] or "message"
         parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    if more > 0:
+        parts.append(f"and {more} more")
     return "; ".join(parts)[:500]
+
+
+def _unknown_fields(obj: dict[str, Any], model: type[_ClientMessage]) -> str | None:
+    """The unknown keys of a message, summed up in one short line; None if there are none.
+
+    Checked before validation: a frame of thousands of unknown keys would otherwise cost one
+    pydantic error object each (tens of milliseconds of event loop for a 256 KiB frame).
+    """
+    unknown = [key for key in obj if key not in model.model_fields]
+    if not unknown:
+        return None
+    shown = ", ".join(repr(key[:_MAX_NAME_CHARS]) for key in unknown[:MAX_ERRORS_SHOWN])
+    more = f" and {len(unknown) - MAX_ERRORS_SHOWN} more" if len(unknown) > MAX_ERRORS_SHOWN else ""
+    return f"unknown field(s) {shown}{more}"
 
 
 def parse_text(data: str) -> ClientMessage:
     """Parse a client text frame; raise ProtocolError (and nothing else) on bad input."""
+    if len(data) > MAX_TEXT_FRAME_CHARS:
+        raise ProtocolError(
+            ErrorCode.FRAME_TOO_LARGE,
+            f"a text frame holds one control message of at most {MAX_TEXT_FRAME_CHARS} characters",
+        )
     try:
         obj: Any = json.loads(data)
     except (ValueError, RecursionError):
@@ -173,6 +206,9 @@ def parse_text(data: str) -> ClientMessage:
     if model is None:
         known = ", ".join(_BY_TYPE)
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type (known: {known})")
+    unknown = _unknown_fields(obj, model)
+    if unknown is not None:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"invalid {kind}: {unknown}")
     try:
         message = model.model_validate(obj)
     except ValidationError as exc:

@@ -103,7 +103,8 @@ def test_supported_sample_rates(rate: int) -> None:
         ("", ErrorCode.BAD_JSON),
         ("{", ErrorCode.BAD_JSON),
         ("hello", ErrorCode.BAD_JSON),
-        ("[" * 100_000, ErrorCode.BAD_JSON),
+        ("[" * 16_000, ErrorCode.BAD_JSON),
+        ("[" * 100_000, ErrorCode.FRAME_TOO_LARGE),
         ("[1, 2]", ErrorCode.INVALID_MESSAGE),
         ('"config"', ErrorCode.INVALID_MESSAGE),
         ("{}", ErrorCode.INVALID_MESSAGE),
@@ -140,6 +141,60 @@ def test_bad_text_gets_a_stable_code(text: str, code: str) -> None:
         parse_text(text)
     assert info.value.code == code
     assert info.value.message  # something a person can read
+
+
+@pytest.mark.parametrize("depth", [1000, 3000, 8000])
+@pytest.mark.parametrize("kind", ["config", "auth"])
+def test_deeply_nested_json_is_bad_input_not_a_recursion_error(depth: int, kind: str) -> None:
+    field = "token" if kind == "auth" else "source_language"
+    text = f'{{"type": "{kind}", "{field}": ' + "[" * depth + "]" * depth + "}"
+    with pytest.raises(ProtocolError) as info:
+        parse_text(text)
+    assert info.value.code in (ErrorCode.BAD_JSON, ErrorCode.INVALID_MESSAGE)
+
+
+def test_a_256_kib_frame_is_refused_before_it_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.protocol as protocol_module
+
+    def no_parsing(_: str) -> Any:
+        raise AssertionError("the frame was parsed")
+
+    frame = json.dumps({"type": "config", **{f"key{i}": i for i in range(30_000)}})
+    assert len(frame) >= 256 * 1024
+    monkeypatch.setattr(protocol_module, "json", type("NoJson", (), {"loads": staticmethod(no_parsing)}))
+    with pytest.raises(ProtocolError) as info:
+        parse_text(frame)
+    assert info.value.code == ErrorCode.FRAME_TOO_LARGE
+
+
+def test_thousands_of_unknown_keys_are_refused_without_validating_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_validation(*_: Any, **__: Any) -> Any:
+        raise AssertionError("pydantic was asked to make one error per unknown key")
+
+    keys = {f"k{i}": 0 for i in range(1400)}
+    frame = json.dumps({"type": "config", "sample_rate": 16000, **keys})
+    assert len(frame) < 16384
+    monkeypatch.setattr(ConfigMessage, "model_validate", no_validation)
+    with pytest.raises(ProtocolError) as info:
+        parse_text(frame)
+    assert info.value.code == ErrorCode.INVALID_MESSAGE
+    assert "'k0'" in info.value.message and "and 1395 more" in info.value.message
+    assert len(info.value.message) < 200
+
+
+def test_a_validation_summary_formats_only_the_first_errors() -> None:
+    from pydantic import BaseModel, ValidationError
+
+    from gateway.protocol import MAX_ERRORS_SHOWN, _summary
+
+    class Many(BaseModel):
+        values: list[int]
+
+    with pytest.raises(ValidationError) as info:
+        Many.model_validate({"values": ["x"] * 1000})
+    summary = _summary(info.value)
+    assert summary.count("values.") == MAX_ERRORS_SHOWN
+    assert summary.endswith(f"and {1000 - MAX_ERRORS_SHOWN} more")
 
 
 def test_error_message_does_not_echo_a_secret() -> None:

@@ -279,3 +279,12 @@ def test_redact_tokens_leaves_token_free_text_alone(text: str) -> None:
 
     if "eyJ" not in text and "token" not in text.lower() and "bearer" not in text.lower():
         assert redact_tokens(text) == text
+
+
+@pytest.mark.parametrize("depth", [1000, 3000])
+def test_a_deeply_nested_first_message_is_no_token_not_a_crash(depth: int) -> None:
+    from common.auth import token_from_auth_message
+
+    nested = '{"type": "auth", "token": ' + "[" * depth + "]" * depth + "}"
+    assert token_from_auth_message(nested) is None
+    assert token_from_auth_message("[" * depth + "]" * depth) is None
