@@ -127,6 +127,10 @@ class SecuritySettings(BaseSettings):
     connections_per_ip_per_minute: int = Field(
         default=60, ge=1, description="WebSocket connection attempts per client IP per minute."
     )
+    unauthenticated_connections_per_ip: int = Field(
+        default=8, ge=1,
+        description="Connections per client IP open at once and still waiting for their auth message.",
+    )
     auth_failures_before_lockout: int = Field(
         default=5, ge=1, description="Failed authentications from one IP before it is locked out."
     )

@@ -2,8 +2,10 @@
 
 - :class:`IpRateLimiter`: connection attempts per client IP per minute (sliding window).
 - :class:`AuthFailureTracker`: failed authentications per IP; too many lock the IP out.
-  Both are pure, in memory and per gateway instance (a client spread over N gateways gets N
-  times the allowance); the clock is injectable.
+- :class:`PendingAuthLimiter`: connections per IP that are open but not yet authenticated
+  (they wait for a first ``auth`` message).
+  All three are pure, in memory and per gateway instance (a client spread over N gateways
+  gets N times the allowance); the clock is injectable.
 - :class:`SubjectSessions`: concurrent sessions per token subject, across every gateway
   (a Redis sorted set per subject, members expire unless renewed, so a crashed gateway's
   sessions free themselves).
@@ -40,6 +42,7 @@ Clock = Callable[[], float]
 RATE_LIMITED_IP = "rate_limited_ip"
 LOCKED_OUT = "locked_out"
 TOO_MANY_SESSIONS = "too_many_sessions_for_subject"
+TOO_MANY_UNAUTHENTICATED = "too_many_unauthenticated"
 AUDIO_QUOTA_EXCEEDED = "audio_quota_exceeded"
 
 # Key names live with every other Redis name, in common/bus.py.
@@ -350,15 +353,76 @@ class AudioMeter:
             await self.quota.charge(self.subject, amount)
 
 
+class PendingAuthLimiter:
+    """At most ``per_ip`` connections from one IP waiting for their first ``auth`` message.
+
+    A slot is taken in the handshake and given back with :meth:`release` once the connection
+    has authenticated, failed, or closed. A slot also frees itself ``hold_seconds`` after it
+    was taken (the connection waits at most ``AUTH_TIMEOUT_SECONDS`` for its token), so a
+    handshake that never reaches the connection handler cannot leak one.
+    """
+
+    def __init__(self, per_ip: int, hold_seconds: float, *, clock: Clock = time.monotonic,
+                 max_ips: int = 100_000) -> None:
+        if per_ip < 1 or hold_seconds <= 0:
+            raise ValueError("per_ip must be >= 1 and hold_seconds > 0")
+        self.per_ip = per_ip
+        self.hold_seconds = hold_seconds
+        self._clock = clock
+        self._max_ips = max_ips
+        self._next_ticket = 0
+        # ip -> {ticket: when it was taken}
+        self._slots: OrderedDict[str, dict[int, float]] = OrderedDict()
+
+    def acquire(self, ip: str) -> int | Refusal:
+        """A ticket for one pending connection from ``ip``, or the refusal when it has too many."""
+        now = self._clock()
+        slots = self._slots.get(ip)
+        if slots is None:
+            slots = {}
+            self._slots[ip] = slots
+            while len(self._slots) > self._max_ips:
+                self._slots.popitem(last=False)
+        else:
+            self._slots.move_to_end(ip)
+            for ticket in [t for t, taken in slots.items() if taken + self.hold_seconds <= now]:
+                del slots[ticket]
+        if len(slots) >= self.per_ip:
+            oldest = min(slots.values())
+            return Refusal(TOO_MANY_UNAUTHENTICATED,
+                           f"more than {self.per_ip} connections from this address are waiting to authenticate",
+                           retry_after=oldest + self.hold_seconds - now, http_status=429, close_code=1008)
+        self._next_ticket += 1
+        slots[self._next_ticket] = now
+        return self._next_ticket
+
+    def release(self, ip: str, ticket: int | None) -> None:
+        """Give a ticket back (idempotent; None and unknown tickets are ignored)."""
+        if ticket is None:
+            return
+        slots = self._slots.get(ip)
+        if slots is not None:
+            slots.pop(ticket, None)
+            if not slots:
+                del self._slots[ip]
+
+    def pending(self, ip: str) -> int:
+        """Slots ``ip`` holds now (expired ones excluded)."""
+        now = self._clock()
+        return sum(1 for taken in self._slots.get(ip, {}).values() if taken + self.hold_seconds > now)
+
+
 @dataclass(frozen=True)
 class Admission:
     """The outcome of a handshake: refused, admitted (with claims when auth is on), or
     ``deferred``: auth is on but no token came with the handshake, so the first message
-    must be ``{"type": "auth", "token": ...}``."""
+    must be ``{"type": "auth", "token": ...}``. A deferred admission holds a pending-auth
+    slot (``pending_ticket``) until :meth:`HandshakeGuard.auth_settled` gives it back."""
 
     refusal: Refusal | None = None
     claims: Claims | None = None
     deferred: bool = False
+    pending_ticket: int | None = None
 
 
 def auth_refusal(error: AuthError) -> Refusal:
@@ -367,17 +431,20 @@ def auth_refusal(error: AuthError) -> Refusal:
 
 
 class HandshakeGuard:
-    """Lockout, then connection rate, then the token, for one handshake from ``ip``.
+    """Lockout, then connection rate, then the token, for one handshake from ``ip``; a
+    handshake without a token (auth to come in the first message) also needs a pending-auth
+    slot of its IP, which the connection gives back with :meth:`auth_settled`.
 
     Failed verifications count towards the IP's lockout (here and in :meth:`verify`, used
     for the first ``auth`` message and for refreshes); a success clears the count.
     """
 
     def __init__(self, verifier: TokenVerifier | None, ip_limiter: IpRateLimiter,
-                 failures: AuthFailureTracker) -> None:
+                 failures: AuthFailureTracker, pending: PendingAuthLimiter) -> None:
         self.verifier = verifier
         self.ip_limiter = ip_limiter
         self.failures = failures
+        self.pending = pending
 
     @classmethod
     def from_settings(cls, settings: SecuritySettings, *, clock: Clock = time.monotonic) -> HandshakeGuard:
@@ -385,6 +452,9 @@ class HandshakeGuard:
             TokenVerifier.from_settings(settings),
             IpRateLimiter(settings.connections_per_ip_per_minute, clock=clock),
             AuthFailureTracker(settings.auth_failures_before_lockout, settings.lockout_seconds, clock=clock),
+            # A second beyond the auth timeout: the connection's own wait ends first.
+            PendingAuthLimiter(settings.unauthenticated_connections_per_ip,
+                               settings.auth_timeout_seconds + 1.0, clock=clock),
         )
 
     @property
@@ -403,11 +473,19 @@ class HandshakeGuard:
             return Admission()
         token = extract_token(headers, path)
         if token is None:
-            return Admission(deferred=True)
+            ticket = self.pending.acquire(ip)
+            if isinstance(ticket, Refusal):
+                return Admission(refusal=ticket)
+            return Admission(deferred=True, pending_ticket=ticket)
         try:
             return Admission(claims=self.verify(ip, token))
         except AuthError as exc:
             return Admission(refusal=auth_refusal(exc))
+
+    def auth_settled(self, ip: str, admission: Admission) -> None:
+        """The connection admitted with ``admission`` has authenticated, failed, or closed:
+        its pending-auth slot is free (idempotent; a no-op for other admissions)."""
+        self.pending.release(ip, admission.pending_ticket)
 
     def verify(self, ip: str, token: str | None) -> Claims:
         """Verify a token from ``ip`` (first message or refresh), counting a failure.

@@ -118,21 +118,25 @@ class GatewayService(Service):
     async def _handle(self, ws: ServerConnection) -> None:
         assert self.ctx is not None
         admission = self._admissions.pop(ws, Admission())
-        if self.stopping.is_set():
-            await ws.close(1001, "gateway stopping")
+        if self.stopping.is_set() or len(self.ctx.connections) >= self.settings.max_sessions:
+            self.ctx.guard.auth_settled(ws.remote_address[0], admission)
+            if self.stopping.is_set():
+                await ws.close(1001, "gateway stopping")
+            else:
+                metrics.REFUSED.labels("max_sessions").inc()
+                await ws.close(1013, "gateway at MAX_SESSIONS; try again later")
             return
-        if len(self.ctx.connections) >= self.settings.max_sessions:
-            metrics.REFUSED.labels("max_sessions").inc()
-            await ws.close(1013, "gateway at MAX_SESSIONS; try again later")
-            return
-        conn = Connection(self.ctx, ws, admission)
-        self.ctx.connections.add(conn)
-        metrics.SESSIONS.set(len(self.ctx.connections))
+        ctx = self.ctx
+        conn = Connection(ctx, ws, admission)
+        ctx.connections.add(conn)
+        metrics.SESSIONS.set(len(ctx.connections))
         try:
             await conn.run()
         finally:
-            self.ctx.connections.discard(conn)
-            metrics.SESSIONS.set(len(self.ctx.connections))
+            # Frees a pending-auth slot the connection still held (it also expires by itself).
+            ctx.guard.auth_settled(ws.remote_address[0], admission)
+            ctx.connections.discard(conn)
+            metrics.SESSIONS.set(len(ctx.connections))
 
     async def _watch_depth(self) -> None:
         """One XLEN for the whole gateway every 200 ms, not one per utterance."""

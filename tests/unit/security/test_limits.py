@@ -104,3 +104,52 @@ def test_bad_arguments_are_refused() -> None:
         IpRateLimiter(0)
     with pytest.raises(ValueError):
         AuthFailureTracker(0, 10)
+
+
+def test_pending_auth_slots_are_bounded_per_ip_and_given_back() -> None:
+    from gateway.limits import TOO_MANY_UNAUTHENTICATED, PendingAuthLimiter
+
+    clock = FakeClock()
+    pending = PendingAuthLimiter(2, hold_seconds=11.0, clock=clock)
+    first, second = pending.acquire("ip"), pending.acquire("ip")
+    assert isinstance(first, int) and isinstance(second, int) and first != second
+    refusal = pending.acquire("ip")
+    assert isinstance(refusal, Refusal) and refusal.code == TOO_MANY_UNAUTHENTICATED
+    assert refusal.http_status == 429 and refusal.retry_after == pytest.approx(11.0)
+    assert isinstance(pending.acquire("other-ip"), int)  # other addresses are unaffected
+    pending.release("ip", first)
+    pending.release("ip", first)  # idempotent
+    assert pending.pending("ip") == 1
+    assert isinstance(pending.acquire("ip"), int)
+
+
+def test_a_pending_auth_slot_never_released_frees_itself() -> None:
+    """A handshake that never reaches the connection handler must not hold a slot forever."""
+    from gateway.limits import PendingAuthLimiter
+
+    clock = FakeClock()
+    pending = PendingAuthLimiter(1, hold_seconds=11.0, clock=clock)
+    assert isinstance(pending.acquire("ip"), int)
+    clock.now += 10.9
+    assert isinstance(pending.acquire("ip"), Refusal)
+    clock.now += 0.2
+    assert isinstance(pending.acquire("ip"), int)
+
+
+def test_the_handshake_guard_bounds_connections_waiting_for_auth(secret: str) -> None:
+    """Auth on, no token in the handshake: each connection waits for an auth message and
+    holds a slot of its IP; past UNAUTHENTICATED_CONNECTIONS_PER_IP they are refused (429)."""
+    from common.security_settings import SecuritySettings
+    from gateway.limits import TOO_MANY_UNAUTHENTICATED, HandshakeGuard
+
+    clock = FakeClock()
+    settings = SecuritySettings(jwt_secret=secret, unauthenticated_connections_per_ip=3,
+                                connections_per_ip_per_minute=1000)
+    guard = HandshakeGuard.from_settings(settings, clock=clock)
+    admitted = [guard.admit("9.9.9.9", {}, "/") for _ in range(3)]
+    assert all(a.deferred and a.refusal is None for a in admitted)
+    refused = guard.admit("9.9.9.9", {}, "/")
+    assert refused.refusal is not None and refused.refusal.code == TOO_MANY_UNAUTHENTICATED
+    assert guard.admit("8.8.8.8", {}, "/").deferred
+    guard.auth_settled("9.9.9.9", admitted[0])
+    assert guard.admit("9.9.9.9", {}, "/").deferred
