@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -31,8 +32,22 @@ ALLOWED_ALGORITHMS: tuple[str, ...] = ("HS256", "RS256", "ES256")
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash (256 bits)
 MIN_RSA_BITS = 2048
 
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+def parse_networks(value: str | Iterable[Any]) -> tuple[IpNetwork, ...]:
+    """``"10.0.0.0/8, 192.168.1.7"`` (or a list of them) as networks; a bare address is a
+    network of one. Raises ValueError naming the bad entry (cut short)."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else [str(v) for v in value]
+    networks = []
+    for item in items:
+        try:
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{item[:64]!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
 
 
 class InsecureBindError(StartupRefused):

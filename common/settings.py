@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from common.security_settings import SecuritySettings
+from common.security_settings import IpNetwork, SecuritySettings, parse_networks
 
 LogFormat = Literal["text", "json"]
 Device = Literal["auto", "cuda", "cpu"]
@@ -124,6 +124,11 @@ class GatewaySettings(CommonSettings):
         default=262144, ge=1024, description="Largest WebSocket frame; larger closes with 1009."
     )
     max_sessions: int = Field(default=200, ge=1, description="Sessions per gateway; above: 1013.")
+    # NoDecode: the variable is a comma-separated list, not JSON.
+    trusted_proxies: Annotated[tuple[IpNetwork, ...], NoDecode] = Field(
+        default=(),
+        description="Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For is believed.",
+    )
     max_messages_per_second: float = Field(
         default=200.0, gt=0, description="Client message rate limit per connection."
     )
@@ -152,6 +157,11 @@ class GatewaySettings(CommonSettings):
         description="Silence after which an early (speculative) final job is sent, so the final is "
         "ready when SILENCE_THRESHOLD_SECONDS elapses; 0 turns it off.",
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        return () if value is None else parse_networks(value)
 
 
 class SttSettings(WorkerSettings):

@@ -417,12 +417,15 @@ class Admission:
     """The outcome of a handshake: refused, admitted (with claims when auth is on), or
     ``deferred``: auth is on but no token came with the handshake, so the first message
     must be ``{"type": "auth", "token": ...}``. A deferred admission holds a pending-auth
-    slot (``pending_ticket``) until :meth:`HandshakeGuard.auth_settled` gives it back."""
+    slot (``pending_ticket``) until :meth:`HandshakeGuard.auth_settled` gives it back.
+    ``ip`` is the client address the decision counted (behind a trusted proxy, the one from
+    ``X-Forwarded-For``): later checks of the same connection must count the same one."""
 
     refusal: Refusal | None = None
     claims: Claims | None = None
     deferred: bool = False
     pending_ticket: int | None = None
+    ip: str = ""
 
 
 def auth_refusal(error: AuthError) -> Refusal:
@@ -465,22 +468,22 @@ class HandshakeGuard:
         """Decide a handshake from its client address, headers and path (with the query)."""
         locked = self.failures.check(ip)
         if locked is not None:
-            return Admission(refusal=locked)
+            return Admission(refusal=locked, ip=ip)
         limited = self.ip_limiter.check(ip)
         if limited is not None:
-            return Admission(refusal=limited)
+            return Admission(refusal=limited, ip=ip)
         if self.verifier is None:
-            return Admission()
+            return Admission(ip=ip)
         token = extract_token(headers, path)
         if token is None:
             ticket = self.pending.acquire(ip)
             if isinstance(ticket, Refusal):
-                return Admission(refusal=ticket)
-            return Admission(deferred=True, pending_ticket=ticket)
+                return Admission(refusal=ticket, ip=ip)
+            return Admission(deferred=True, pending_ticket=ticket, ip=ip)
         try:
-            return Admission(claims=self.verify(ip, token))
+            return Admission(claims=self.verify(ip, token), ip=ip)
         except AuthError as exc:
-            return Admission(refusal=auth_refusal(exc))
+            return Admission(refusal=auth_refusal(exc), ip=ip)
 
     def auth_settled(self, ip: str, admission: Admission) -> None:
         """The connection admitted with ``admission`` has authenticated, failed, or closed:

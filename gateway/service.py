@@ -25,6 +25,7 @@ from common.security_settings import prepare_listeners
 from common.settings import GatewaySettings
 from common.tls import scheme
 from gateway import metrics
+from gateway.client_ip import client_ip
 from gateway.connection import Connection
 from gateway.context import GatewayContext
 from gateway.limits import Admission, AudioQuota, HandshakeGuard, SubjectSessions
@@ -101,7 +102,8 @@ class GatewayService(Service):
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """The handshake: lockout, per-IP rate, and the token when one comes with it (401)."""
         assert self.ctx is not None
-        admission = self.ctx.guard.admit(connection.remote_address[0], request.headers, request.path)
+        ip = client_ip(connection.remote_address[0], request.headers, self.settings.trusted_proxies)
+        admission = self.ctx.guard.admit(ip, request.headers, request.path)
         refusal = admission.refusal
         if refusal is None:
             self._admissions[connection] = admission
@@ -119,7 +121,7 @@ class GatewayService(Service):
         assert self.ctx is not None
         admission = self._admissions.pop(ws, Admission())
         if self.stopping.is_set() or len(self.ctx.connections) >= self.settings.max_sessions:
-            self.ctx.guard.auth_settled(ws.remote_address[0], admission)
+            self.ctx.guard.auth_settled(admission.ip, admission)
             if self.stopping.is_set():
                 await ws.close(1001, "gateway stopping")
             else:
@@ -134,7 +136,7 @@ class GatewayService(Service):
             await conn.run()
         finally:
             # Frees a pending-auth slot the connection still held (it also expires by itself).
-            ctx.guard.auth_settled(ws.remote_address[0], admission)
+            ctx.guard.auth_settled(admission.ip, admission)
             ctx.connections.discard(conn)
             metrics.SESSIONS.set(len(ctx.connections))
 

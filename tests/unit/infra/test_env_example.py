@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings
 
 # Set per Deployment (they differ per service or carry the Redis password) instead of in
 # the shared ConfigMap.
-K8S_PER_DEPLOYMENT = {"HOST", "REDIS_URL", "HEALTH_PORT", "GATEWAY_PORT"}
+K8S_PER_DEPLOYMENT = {"HOST", "REDIS_URL", "HEALTH_PORT", "GATEWAY_PORT", "TRUSTED_PROXIES"}
 # Environment variables a Deployment sets that no service reads: inputs to other variables.
 K8S_HELPER_VARIABLES = {"REDIS_PASSWORD"}
 
