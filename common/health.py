@@ -48,6 +48,7 @@ class HealthState:
     degraded: dict[str, str] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     check_timeout: float = 2.0
+    _last_failure: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     def add_check(self, name: str, check: Check) -> None:
         self.ready_checks[name] = check
@@ -60,18 +61,36 @@ class HealthState:
             self.degraded[reason_key] = reason
 
     async def run_checks(self) -> dict[str, tuple[bool, str]]:
-        async def one(check: Check) -> tuple[bool, str]:
+        async def one(name: str, check: Check) -> tuple[bool, str]:
             try:
                 return await asyncio.wait_for(check(), self.check_timeout)
             except asyncio.TimeoutError:
                 return False, "timed out"
             except Exception as exc:  # a failing check is a result to report, not a crash
-                log.debug("readiness check failed", exc_info=True)
-                return False, f"{exc.__class__.__name__}: {exc}"
+                # The exception's text (addresses, paths, a driver's message) goes to the log,
+                # not to whoever can reach /ready; once per distinct failure, not every probe.
+                text = f"{exc.__class__.__name__}: {exc}"
+                if self._last_failure.get(name) != text:
+                    self._last_failure[name] = text
+                    log.warning("readiness check %s failed", name, exc_info=True)
+                return False, f"failed ({exc.__class__.__name__}); see the service log"
 
         names = list(self.ready_checks)
-        results = await asyncio.gather(*(one(self.ready_checks[n]) for n in names))
+        results = await asyncio.gather(*(one(n, self.ready_checks[n]) for n in names))
+        for name, (ok, _) in zip(names, results, strict=True):
+            if ok:
+                self._last_failure.pop(name, None)
         return dict(zip(names, results, strict=True))
+
+    def collect_details(self) -> dict[str, Any]:
+        """Every details provider's fields; a failing provider is logged and left out."""
+        details: dict[str, Any] = {}
+        for provider in self.details:
+            try:
+                details.update(provider())
+            except Exception:  # /health must answer even if one provider breaks
+                log.exception("health details provider %s failed", getattr(provider, "__qualname__", provider))
+        return details
 
 
 class HealthServer:
@@ -116,9 +135,7 @@ class HealthServer:
             response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
 
     async def _health(self, request: web.Request) -> web.Response:
-        details: dict[str, Any] = {}
-        for provider in self.state.details:
-            details.update(provider())
+        details = self.state.collect_details()
         body = {
             "status": "degraded" if self.state.degraded else "ok",
             "service": self.state.service,

@@ -49,3 +49,40 @@ async def test_health_ready_and_metrics() -> None:
     finally:
         await server.stop()
         await server.stop()
+
+
+async def test_a_failing_check_or_provider_shows_no_exception_text(caplog: pytest.LogCaptureFixture) -> None:
+    """The exception's text goes to the log with its traceback; /ready and /health only say
+    that the check failed and how (its class)."""
+
+    async def redis_check() -> tuple[bool, str]:
+        raise ConnectionError("connect to redis://:hunter2@10.1.2.3:6379 failed")
+
+    def broken_details() -> dict[str, object]:
+        raise KeyError("internal-detail-hunter2")
+
+    state = HealthState(service="svc", instance="i1")
+    state.add_check("redis", redis_check)
+    state.details.append(broken_details)
+    state.details.append(lambda: {"sessions": 3})
+    server = HealthServer(state, "127.0.0.1", 0, registry=CollectorRegistry())
+    await server.start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(2):
+                async with http.get(f"{base}/ready") as r:
+                    text = await r.text()
+                    assert r.status == 503 and "hunter2" not in text and "10.1.2.3" not in text
+                    detail = (await r.json())["checks"]["redis"]["detail"]
+                    assert "ConnectionError" in detail
+            async with http.get(f"{base}/health") as r:
+                text = await r.text()
+                assert r.status == 200 and "hunter2" not in text
+                assert (await r.json())["details"] == {"sessions": 3}
+    finally:
+        await server.stop()
+    failures = [rec for rec in caplog.records if rec.name == "common.health" and "readiness check" in rec.getMessage()]
+    assert len(failures) == 1, "once per distinct failure, not once per probe"
+    assert failures[0].exc_info is not None and "hunter2" in str(failures[0].exc_info[1])
+    assert any("details provider" in rec.getMessage() and rec.exc_info for rec in caplog.records)
