@@ -24,6 +24,12 @@ TRANSCRIPTIONS = "transcriptions"
 TRANSLATION_GROUP = "translation_workers"
 DEAD_LETTERS = "dead_letters"
 DEAD_LETTERS_MAXLEN = 10000
+# dead_letters keeps an entry's metadata for an operator, never its payload (a speaker's
+# audio), and for a week at most: older entries are trimmed, and the key expires a week
+# after the last one.
+DEAD_LETTERS_TTL_SECONDS: Final = 7 * 24 * 3600
+DEAD_LETTER_DROPPED_FIELDS: Final = frozenset({"audio"})
+DEAD_LETTER_MAX_FIELD_BYTES: Final = 4096
 
 # Service names used in heartbeats and consumer names.
 GATEWAY_SERVICE = "gateway"

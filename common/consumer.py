@@ -29,7 +29,14 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 from redis.exceptions import ResponseError
 
-from common.bus import DEAD_LETTERS, DEAD_LETTERS_MAXLEN, MalformedMessage
+from common.bus import (
+    DEAD_LETTER_DROPPED_FIELDS,
+    DEAD_LETTER_MAX_FIELD_BYTES,
+    DEAD_LETTERS,
+    DEAD_LETTERS_MAXLEN,
+    DEAD_LETTERS_TTL_SECONDS,
+    MalformedMessage,
+)
 from common.redis_conn import RETRYABLE
 
 log = logging.getLogger(__name__)
@@ -264,8 +271,20 @@ class StreamConsumer(Generic[T]):
             "time": f"{time.time():.3f}",
         }
         for key, value in fields.items():
-            record[f"field:{_sid(key)}"] = value
-        await self.redis.xadd(DEAD_LETTERS, record, maxlen=DEAD_LETTERS_MAXLEN, approximate=True)
+            name = _sid(key)
+            if name in DEAD_LETTER_DROPPED_FIELDS:
+                # The payload is not kept, only how big it was.
+                record[f"dropped:{name}"] = str(len(value) if isinstance(value, bytes | str) else 0)
+            else:
+                keep = isinstance(value, bytes | str)
+                record[f"field:{name}"] = value[:DEAD_LETTER_MAX_FIELD_BYTES] if keep else value
+        oldest_kept_ms = int((time.time() - DEAD_LETTERS_TTL_SECONDS) * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(DEAD_LETTERS, record, maxlen=DEAD_LETTERS_MAXLEN, approximate=True)
+            # Exact, not "~": dead letters are rare, and a lone old entry must go too.
+            pipe.xtrim(DEAD_LETTERS, minid=f"{oldest_kept_ms}-0", approximate=False)
+            pipe.expire(DEAD_LETTERS, DEAD_LETTERS_TTL_SECONDS)
+            await pipe.execute()
         await self.ack([entry_id])
         DEAD_LETTERED.labels(o.stream).inc()
         self.stats.dead_lettered += 1

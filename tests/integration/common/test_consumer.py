@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -128,3 +129,28 @@ async def test_restarted_consumer_first_finishes_its_own_pending(redis_client: a
     # Same stable name, long claim idle: only its own pending read can find the entry.
     consumer = StreamConsumer(redis_client, options("host-0", claim_idle_ms=60000), decode, handler)
     await run_until(consumer, lambda: done == ["mine"])
+
+
+async def test_dead_letters_keep_metadata_not_audio_and_expire(redis_client: aioredis.Redis) -> None:
+    """An audio job that cannot be decoded: its metadata stays for an operator, the speaker's
+    audio does not, and dead_letters has a TTL (and drops entries older than it)."""
+    from common.bus import DEAD_LETTERS_TTL_SECONDS
+
+    async def handler(entries: list[Entry[str]]) -> Sequence[str]:
+        return [e.id for e in entries]
+
+    stale_ms = int((time.time() - DEAD_LETTERS_TTL_SECONDS - 3600) * 1000)
+    await redis_client.xadd(DEAD_LETTERS, {"reason": "ancient"}, id=f"{stale_ms}-0")
+    consumer = StreamConsumer(redis_client, options("c"), decode, handler)
+    await consumer.ensure_group()
+    audio = b"\x01\x02" * 8000
+    await redis_client.xadd(STREAM, {"meta": b'{"session_id": "s1"}', "audio": audio})
+    await run_until(consumer, lambda: consumer.stats.dead_lettered == 1)
+    letters = await redis_client.xrange(DEAD_LETTERS)
+    assert len(letters) == 1 and letters[0][1][b"reason"] != b"ancient", "the stale entry is trimmed"
+    fields = letters[0][1]
+    assert fields[b"field:meta"] == b'{"session_id": "s1"}'
+    assert b"field:audio" not in fields and fields[b"dropped:audio"] == str(len(audio)).encode()
+    assert not any(audio[:64] in value for value in fields.values())
+    ttl = await redis_client.ttl(DEAD_LETTERS)
+    assert 0 < ttl <= DEAD_LETTERS_TTL_SECONDS
