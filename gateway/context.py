@@ -1,7 +1,7 @@
-"""What every connection of one gateway shares (:class:`GatewayContext`).
+"""What every connection of one gateway shares: settings, Redis, the router, the session store.
 
-Its own module so that the connection handler and the service that creates it both import
-it, instead of each other.
+Its own module so that the service (which builds it) and the connections and HTTP routes
+(which use it) do not import each other.
 """
 
 from __future__ import annotations
@@ -37,3 +37,5 @@ class GatewayContext:
     @property
     def overloaded(self) -> bool:
         return self.queue_depth > self.settings.max_queue_depth
+
+
