@@ -53,3 +53,25 @@ async def test_http_requests_are_rate_limited_per_ip(make_gateway: Any, idle_red
                     assert int(r.headers["Retry-After"]) >= 1
                     assert r.headers["X-Frame-Options"] == "DENY"
     assert statuses == [200, 200, 200, 429, 429]
+
+
+async def test_limits_count_the_forwarded_address_only_behind_a_trusted_proxy(
+    make_gateway: Any, idle_redis: Any
+) -> None:
+    """With TRUSTED_PROXIES naming the peer (here 127.0.0.1, as HAProxy would be), each
+    X-Forwarded-For client has its own allowance; from an untrusted peer the header changes
+    nothing, so a client cannot dodge its limit by inventing addresses."""
+    trusted = await make_gateway(redis_url=idle_redis.url, http_requests_per_ip_per_minute=2,
+                                 trusted_proxies="127.0.0.1")
+    untrusted = await make_gateway(redis_url=idle_redis.url, http_requests_per_ip_per_minute=2)
+
+    async def statuses(port: int) -> list[int]:
+        found = []
+        async with aiohttp.ClientSession() as http:
+            for client in ("198.51.100.1", "198.51.100.1", "198.51.100.2", "198.51.100.3"):
+                async with http.get(f"http://127.0.0.1:{port}/", headers={"X-Forwarded-For": client}) as r:
+                    found.append(r.status)
+        return found
+
+    assert await statuses(trusted.port) == [200, 200, 200, 200]
+    assert await statuses(untrusted.port) == [200, 200, 429, 429]
