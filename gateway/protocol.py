@@ -25,8 +25,13 @@ PROTOCOL_VERSION = 1
 
 
 class ErrorCode:
-    """Every ``error`` code the gateway sends, in one place (they are part of the protocol)."""
+    """Every ``error`` code the services send, in one place (they are part of the protocol).
 
+    ``tests/unit/speech_client/test_agreement.py`` checks this list against the codes the
+    sources actually send and against the client's ``speech_client.ErrorCode``.
+    """
+
+    # Bad client input, from the parser (the session goes on).
     BAD_JSON = "bad_json"
     UNKNOWN_TYPE = "unknown_type"
     INVALID_MESSAGE = "invalid_message"
@@ -35,16 +40,32 @@ class ErrorCode:
     UNSUPPORTED_LANGUAGE = "unsupported_language"
     ODD_BYTE_COUNT = "odd_byte_count"
     FRAME_TOO_LARGE = "frame_too_large"
-    # Used by the connection handler, not by the parser:
+    # From the connection handler.
+    ENDED = "ended"
     UNKNOWN_SESSION = "unknown_session"
     OVERLOADED = "overloaded"
+    UNAVAILABLE = "unavailable"
     RATE_LIMITED = "rate_limited"
     IDLE_TIMEOUT = "idle_timeout"
     SESSION_TOO_LONG = "session_too_long"
-    TOO_MANY_SESSIONS = "too_many_sessions"
-    AUTH_REQUIRED = "auth_required"
-    AUTH_FAILED = "auth_failed"
-    INTERNAL_ERROR = "internal_error"
+    # From the translation worker, through the gateway.
+    TRANSLATION_UNAVAILABLE = "translation_unavailable"
+    TRANSLATION_FAILED = "translation_failed"
+    UNSUPPORTED_LANGUAGE_PAIR = "unsupported_language_pair"
+    # Authentication (common.auth) and abuse limits (gateway.limits).
+    AUTH_NOT_ENABLED = "auth_not_enabled"
+    TOKEN_MISSING = "token_missing"
+    TOKEN_INVALID = "token_invalid"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_NOT_YET_VALID = "token_not_yet_valid"
+    TOKEN_AUDIENCE = "token_audience"
+    TOKEN_ISSUER = "token_issuer"
+    TOKEN_SUBJECT_CHANGED = "token_subject_changed"
+    RATE_LIMITED_IP = "rate_limited_ip"
+    LOCKED_OUT = "locked_out"
+    TOO_MANY_UNAUTHENTICATED = "too_many_unauthenticated"
+    TOO_MANY_SESSIONS_FOR_SUBJECT = "too_many_sessions_for_subject"
+    AUDIO_QUOTA_EXCEEDED = "audio_quota_exceeded"
 
 
 class ProtocolError(ValueError):
@@ -104,6 +125,8 @@ class ConfigMessage(_ClientMessage):
     word_timestamps: bool | None = None
     session_id: str | None = Field(default=None, pattern=_SESSION_ID_RE)
     last_seq: int | None = Field(default=None, ge=0, le=2**62)
+    # With auth off, the resume secret from the session's ``ready`` (never logged).
+    resume_secret: str | None = Field(default=None, max_length=128, repr=False)
 
     @model_validator(mode="after")
     def _resume_needs_session(self) -> ConfigMessage:
@@ -292,7 +315,10 @@ class Ready(ServerMessage):
     partials: bool = True
     silence_threshold_seconds: float | None = None
     last_seq: int = 0
+    # With auth off: what a later ``config`` must carry to resume this session.
+    resume_secret: str | None = Field(default=None, repr=False)
     seq: int | None = None
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"seq", "resume_secret"})
 
 
 class Vad(ServerMessage):
