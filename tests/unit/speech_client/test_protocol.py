@@ -22,7 +22,10 @@ from speech_client import (
     parse_server_message,
 )
 
-READY = '{"type":"ready","session_id":"s1","protocol":1,"sample_rate":16000,"source_language":"auto","target_language":null}'
+READY = (
+    '{"type":"ready","session_id":"s1","protocol":1,"sample_rate":16000,'
+    '"source_language":"auto","target_language":null}'
+)
 
 
 def _ready(session_id: str = "s1", **extra: object) -> Ready:
@@ -43,7 +46,9 @@ def test_parse_each_type() -> None:
     translation = parse_server_message(
         '{"type":"translation","segment_id":"s1:3","text":"Hola.","source_language":"en","target_language":"es","seq":6}'
     )
-    assert translation == Translation(segment_id="s1:3", text="Hola.", source_language="en", target_language="es", seq=6)
+    assert translation == Translation(
+        segment_id="s1:3", text="Hola.", source_language="en", target_language="es", seq=6
+    )
     error = parse_server_message('{"type":"error","code":"overloaded","message":"busy"}')
     assert error == Error(code="overloaded", message="busy")
     assert isinstance(error, Error) and error.known_code is ErrorCode.OVERLOADED
