@@ -19,10 +19,10 @@ from client_gui.audio_sources import AudioSource, DeviceInfo, DeviceSource, WavF
 from client_gui.keystrokes import Typist
 from client_gui.main_window import MainWindow
 from client_gui.overlay import SubtitleOverlay
-from client_gui.protocol import Done, Final, Partial, ServerMessage, Translation
 from client_gui.stream_client import ClientOptions
 from client_gui.typing_diff import Keystrokes, TypingBuffer, compose
 from client_gui.worker import StreamWorker
+from speech_client.protocol import Done, Final, Realtime, ServerMessage, Translation
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class Controller(QObject):
             self.done_received.emit()
         if self.mode == Mode.SUBTITLES:
             self.overlay.apply(message)
-        elif self.mode == Mode.TYPING and isinstance(message, Partial | Final):
+        elif self.mode == Mode.TYPING and isinstance(message, Realtime | Final):
             keys = self.typing.update(
                 message.segment_id, message.text, final=isinstance(message, Final)
             )

@@ -12,8 +12,8 @@ from PyQt5.QtCore import QRectF, Qt
 from PyQt5.QtGui import QColor, QFont, QGuiApplication, QPainter, QPainterPath, QPaintEvent
 from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from client_gui.protocol import ServerMessage
 from client_gui.subtitle_state import SubtitleState, SubtitleView
+from speech_client.protocol import ServerMessage
 
 BOTTOM_MARGIN_PX = 60
 WIDTH_FRACTION = 0.8

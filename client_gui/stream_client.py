@@ -4,6 +4,7 @@ No Qt here: a :class:`ClientListener` gets the events (the Qt worker turns them 
 signals). After a dropped connection the client reconnects with backoff and resumes with
 ``config`` {session_id, last_seq}; audio captured meanwhile waits in a bounded queue. The
 token goes in an ``Authorization: Bearer`` header and never into a log line or a message.
+The protocol itself (messages, session state, the socket) is :mod:`speech_client`'s.
 """
 
 from __future__ import annotations
@@ -15,43 +16,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from client_gui.audio_sources import AudioSource, AudioSourceError
-from client_gui.protocol import (
-    Done,
-    ProtocolError,
-    Ready,
-    ResumeState,
-    ServerError,
-    ServerMessage,
-    config_message,
-    control_message,
-    parse_server_message,
-)
+from speech_client.client import FATAL_HTTP_STATUS, SpeechClient
+from speech_client.protocol import Config, Done, End, Error, Ready, ServerMessage
+from speech_client.session import ClientSession
 
 log = logging.getLogger(__name__)
-
-
-class _RedactAuthorization(logging.Filter):
-    """websockets logs handshake headers at DEBUG; the bearer token must not reach a log."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and len(record.args) == 2:
-            key, _ = record.args
-            if str(key).lower() == "authorization":
-                record.args = (key, "Bearer ***")
-        return True
-
-
-# The connection's own logger, so the redaction applies to this client's sockets only.
-ws_log = logging.getLogger(f"{__name__}.websocket")
-ws_log.addFilter(_RedactAuthorization())
-
-# Close codes after which reconnecting cannot help (policy/auth, message too big).
-_FATAL_CLOSE_CODES = {1008, 1009}
-_FATAL_HTTP_STATUS = {400, 401, 403, 404}
 
 
 class ConnectionState(enum.Enum):
@@ -110,9 +82,9 @@ class StreamClient:
             "target_language": options.target_language,
             "partials": options.partials,
         }
-        self._resume = ResumeState()
+        self._session = ClientSession()
         self._audio: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=options.max_queued_chunks)
-        self._ws: ClientConnection | None = None
+        self._client: SpeechClient | None = None
         self._stopping = asyncio.Event()
         self._source_done = False
         self._done = False
@@ -120,15 +92,15 @@ class StreamClient:
 
     @property
     def session_id(self) -> str | None:
-        return self._resume.session_id
+        return self._session.session_id
 
     async def update_config(self, **fields: Any) -> None:
         """Change languages (or other config) now; remembered for reconnects."""
         self._config.update(fields)
-        ws = self._ws
-        if ws is not None:
+        client = self._client
+        if client is not None:
             with contextlib.suppress(ConnectionClosed):
-                await ws.send(config_message(**fields))
+                await client.send(Config.model_validate(fields))
 
     def stop(self) -> None:
         """Stop capturing, let the gateway finish pending results, then close."""
@@ -193,18 +165,16 @@ class StreamClient:
                 pass
 
     async def _one_connection(self) -> None:
-        headers = {"Authorization": f"Bearer {self._options.token}"} if self._options.token else None
         try:
-            ws = await connect(
+            client = await SpeechClient.connect(
                 self._options.url,
-                additional_headers=headers,
+                token=self._options.token,
+                session=self._session,
                 open_timeout=self._options.open_timeout,
-                max_size=2**22,
-                logger=ws_log,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
-            if status in _FATAL_HTTP_STATUS:
+            if status in FATAL_HTTP_STATUS:
                 raise FatalConnectionError(
                     f"The gateway refused the connection (HTTP {status}"
                     f"{': check the token' if status in (401, 403) else ''})"
@@ -212,61 +182,49 @@ class StreamClient:
             raise
         except InvalidURI as exc:
             raise FatalConnectionError(f"Bad gateway URL: {exc}") from exc
-        self._ws = ws
+        self._client = client
         try:
-            first = {"sample_rate": self._source.sample_rate, **self._config}
-            await ws.send(config_message(**first, **self._resume.resume_fields()))
+            await client.resume(sample_rate=self._source.sample_rate, **self._config)
             self._listener.on_state(ConnectionState.CONNECTED, "")
-            sender = asyncio.create_task(self._send_audio(ws), name="audio-sender")
+            sender = asyncio.create_task(self._send_audio(client), name="audio-sender")
             try:
-                # A close with a code other than 1000/1001 raises here; the code is read below.
-                with contextlib.suppress(ConnectionClosed):
-                    await self._receive(ws)
+                await self._receive(client)
             finally:
                 sender.cancel()
                 with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                     await sender
         finally:
-            self._ws = None
-            await ws.close()
-        close_code = ws.close_code
+            self._client = None
+            await client.close()
         if self._done:
             return
-        if close_code in _FATAL_CLOSE_CODES:
+        if client.closed_for_good:
             raise FatalConnectionError(
-                f"The gateway closed the connection (code {close_code}: {ws.close_reason or 'policy'})"
+                f"The gateway closed the connection (code {client.close_code}: {client.close_reason or 'policy'})"
             )
         if self._stopping.is_set() and self._source_done:
             return
-        raise ConnectionError(f"closed by the gateway (code {close_code})")
+        raise ConnectionError(f"closed by the gateway (code {client.close_code})")
 
-    async def _send_audio(self, ws: ClientConnection) -> None:
+    async def _send_audio(self, client: SpeechClient) -> None:
         while True:
             chunk = await self._audio.get()
             if chunk is None:
                 # Put the marker back so a reconnect also ends the stream properly.
                 self._audio.put_nowait(None)
-                await ws.send(control_message("end"))
+                await client.send(End())
                 self._listener.on_state(ConnectionState.STOPPING, "waiting for the last results")
                 await asyncio.sleep(self._options.drain_timeout)
-                await ws.close()
+                await client.close()
                 return
-            await ws.send(chunk)
+            await client.send_audio(chunk)
 
-    async def _receive(self, ws: ClientConnection) -> None:
-        async for raw in ws:
-            if isinstance(raw, bytes):
-                continue  # the gateway sends no binary frames in v1
-            try:
-                message = parse_server_message(raw)
-            except ProtocolError as exc:
-                log.warning("ignoring a bad message from the gateway: %s", exc)
-                continue
-            if not self._resume.accept(message):
-                continue
+    async def _receive(self, client: SpeechClient) -> None:
+        # Replays after a resume are dropped by the client's session; a close ends the loop.
+        async for message in client.messages():
             if isinstance(message, Ready):
                 self._listener.on_state(ConnectionState.CONNECTED, f"session {message.session_id[:8]}")
-            if isinstance(message, ServerError):
+            if isinstance(message, Error):
                 self._listener.on_error(f"{message.code}: {message.message}")
             self._listener.on_message(message)
             if isinstance(message, Done):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from client_gui.protocol import Final, Partial, ServerMessage, Translation
+from speech_client.protocol import Final, Realtime, ServerMessage, Translation
 
 _MAX_REMEMBERED_IDS = 1024
 
@@ -30,7 +30,7 @@ class SubtitleState:
 
     def apply(self, message: ServerMessage) -> bool:
         """Update from a result; True when what is shown changed."""
-        if not isinstance(message, Partial | Final | Translation):
+        if not isinstance(message, Realtime | Final | Translation):
             return False
         key = str(message.segment_id)
         if key in self._retired:

@@ -14,8 +14,8 @@ from typing import Any
 from PyQt5.QtCore import QThread, pyqtSignal
 
 from client_gui.audio_sources import AudioSource, AudioSourceError
-from client_gui.protocol import ServerMessage
 from client_gui.stream_client import ClientOptions, ConnectionState, StreamClient
+from speech_client.protocol import ServerMessage
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from client_gui.audio_sources import WavFileSource
-from client_gui.protocol import Final, Ready, ServerMessage
 from client_gui.stream_client import ClientOptions, ConnectionState, StreamClient
+from speech_client.protocol import Final, Ready, ServerMessage
 
 pytestmark = pytest.mark.integration
 

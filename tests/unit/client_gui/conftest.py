@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 from websockets.asyncio.server import serve
 
+from speech_client.protocol import ServerMessage
+from tests.speech_messages import done, final, ready, translation
+
 # Before any QApplication exists (pytest-qt creates it lazily, after collection).
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -44,7 +47,8 @@ class RecordingGateway:
     """A real WebSocket server on 127.0.0.1 that records what clients send (a boundary fake).
 
     It runs in its own thread and event loop, so Qt tests (whose client runs in a QThread)
-    and asyncio tests can both use it. By default it behaves like a tiny gateway: ``ready``
+    and asyncio tests can both use it. What it sends is built with :mod:`speech_client`'s
+    models (through :mod:`tests.speech_messages`). By default it behaves like a tiny gateway: ``ready``
     on connect, then on ``end`` one final and its translation, then ``done``. Tests change
     that with ``drop_first_connection_after``, ``reject_status`` and ``ignore_end``.
     """
@@ -118,10 +122,10 @@ class RecordingGateway:
         self.connections.append(received)
         seq = 0 if index == 0 else 100  # a resumed session goes on counting
 
-        async def send(**message: object) -> None:
+        async def send(message: ServerMessage) -> None:
             nonlocal seq
             seq += 1
-            await ws.send(json.dumps({**message, "seq": seq}))
+            await ws.send(message.model_copy(update={"seq": seq}).to_json())
 
         results = 0
         async for raw in ws:
@@ -130,24 +134,23 @@ class RecordingGateway:
                 continue
             message = json.loads(raw)
             if message["type"] == "config" and len(self.configs(index)) == 1:
-                await ws.send(json.dumps({"type": "ready", "session_id": "sess-1", "protocol": 1}))
+                await ws.send(ready("sess-1").to_json())
                 if index == 0 and self.drop_first_connection_after is not None:
-                    await send(type="final", segment_id=1, text="Before the drop.", language="en")
+                    await send(final(1, "Before the drop.", language="en"))
                     await ws.close(1011, "simulated crash")
                     return
                 if index == 1:
                     # Replay what the client already had, as a gateway may after a resume.
-                    await ws.send(json.dumps({"type": "final", "segment_id": 1, "text": "Before the drop.",
-                                              "seq": 1}))
+                    await ws.send(final(1, "Before the drop.", seq=1).to_json())
             if message["type"] == "end" and not self.ignore_end:
                 results += 1
-                await send(type="final", segment_id=10 + results, text="Hello world.", language="en")
+                await send(final(10 + results, "Hello world.", language="en"))
                 target = next((c.get("target_language") for c in reversed(self.configs(index))
                                if "target_language" in c), None)
                 if target:
-                    await send(type="translation", segment_id=10 + results, text="Hola mundo.",
-                               source_language="en", target_language=target)
-                await send(type="done")
+                    await send(translation(10 + results, "Hola mundo.", source_language="en",
+                                           target_language=str(target)))
+                await send(done())
                 await ws.close(1000)
                 return
 

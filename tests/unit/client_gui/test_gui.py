@@ -19,7 +19,7 @@ from client_gui.controller import Controller, Mode
 from client_gui.keystrokes import Typist
 from client_gui.main_window import MainWindow
 from client_gui.overlay import SubtitleOverlay
-from client_gui.protocol import Final, Partial, Translation
+from tests.speech_messages import final, realtime, translation
 
 
 class RecordingKeyboard:
@@ -131,15 +131,15 @@ def test_overlay_shows_only_the_latest_sentence(qtbot: Any) -> None:
     overlay = SubtitleOverlay()
     qtbot.addWidget(overlay)
     overlay.show()
-    overlay.apply(Partial(1, "The first"))
-    overlay.apply(Final(1, "The first sentence."))
-    overlay.apply(Translation(1, "La primera frase."))
+    overlay.apply(realtime(1, "The first"))
+    overlay.apply(final(1, "The first sentence."))
+    overlay.apply(translation(1, "La primera frase."))
     assert overlay.text_label.text() == "The first sentence."
     assert overlay.translation_label.text() == "La primera frase."
-    overlay.apply(Partial(2, "And the"))
+    overlay.apply(realtime(2, "And the"))
     assert overlay.text_label.text() == "And the"
     assert not overlay.translation_label.isVisibleTo(overlay)
-    overlay.apply(Translation(1, "late"))  # an old sentence never comes back
+    overlay.apply(translation(1, "late"))  # an old sentence never comes back
     assert overlay.text_label.text() == "And the"
 
 
@@ -147,7 +147,7 @@ def test_overlay_is_a_click_through_translucent_bottom_bar(qtbot: Any) -> None:
     overlay = SubtitleOverlay()
     qtbot.addWidget(overlay)
     overlay.show()
-    overlay.apply(Final(1, "Hello."))
+    overlay.apply(final(1, "Hello."))
     flags = overlay.windowFlags()
     for flag in (
         Qt.WindowType.FramelessWindowHint,
@@ -168,10 +168,10 @@ def test_typing_mode_types_the_changed_suffix(
 ) -> None:
     client._set_mode(Mode.TYPING)  # results routed as in a running typing session
     for message in (
-        Partial(1, "Hello wor"),
-        Partial(1, "Hello world"),
-        Final(1, "Hello world."),
-        Partial(2, "How are"),
+        realtime(1, "Hello wor"),
+        realtime(1, "Hello world"),
+        final(1, "Hello world."),
+        realtime(2, "How are"),
     ):
         client.handle_message(message)
     assert client.window.typed_view.toPlainText() == "Hello world. How are"
@@ -235,12 +235,12 @@ def test_typing_waits_while_this_window_has_the_focus(qtbot: Any, keyboard: Reco
         window, overlay, typist=Typist(backend_factory=lambda: keyboard), own_window_active=lambda: focus["ours"]
     )
     controller._set_mode(Mode.TYPING)
-    controller.handle_message(Partial(1, "Hello wor"))
-    controller.handle_message(Final(1, "Hello world."))
+    controller.handle_message(realtime(1, "Hello wor"))
+    controller.handle_message(final(1, "Hello world."))
     assert "click into the application" in window.error_label.text()
     focus["ours"] = False  # the user clicked into another application
     controller.flush_held_keys()
-    controller.handle_message(Partial(2, "Bye"))
+    controller.handle_message(realtime(2, "Bye"))
     qtbot.waitUntil(lambda: keyboard.typed == "Hello world. Bye", timeout=5000)
     assert window.error_label.text() == ""
     controller.shutdown()

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from client_gui.audio_sources import WavFileSource
-from client_gui.protocol import Done, Final, ServerMessage, Translation
 from client_gui.stream_client import ClientOptions, ConnectionState, StreamClient
+from speech_client.protocol import Done, Final, ServerMessage, Translation
 
 
 class Recorder:
@@ -75,7 +75,7 @@ async def test_token_goes_in_the_header_and_not_in_logs(
     await StreamClient(options, WavFileSource(make_wav(seconds=0.2), speed=0), Recorder()).run()
     assert recording_gateway.headers[0]["authorization"] == f"Bearer {secret}"
     client_records = [r for r in caplog.records if not r.name.startswith("websockets.server")]
-    assert any(r.name == "client_gui.stream_client.websocket" for r in client_records)
+    assert any(r.name == "speech_client.client.websocket" for r in client_records)
     assert not [r for r in client_records if secret in r.getMessage()]
     assert secret not in repr(options)
 
