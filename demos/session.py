@@ -1,30 +1,27 @@
 """One demo client session: stream a clip over protocol v1 and record what comes back.
 
 A thin async shell around :class:`demos.metrics.SessionRecord`: it only moves bytes and
-stamps times; all interpretation happens in :mod:`demos.metrics`.
+stamps times; all interpretation happens in :mod:`demos.metrics`. The protocol (messages,
+the socket, dropping replays) is :mod:`speech_client`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from demos.metrics import Received, SessionRecord
+from speech_client.client import SpeechClient
+from speech_client.protocol import Config, Done, End, Ready
 
 log = logging.getLogger(__name__)
-
-PROTOCOL_VERSION = 1
-# Keys a gateway may use in ``ready`` to state its silence threshold (seconds).
-THRESHOLD_KEYS = ("silence_threshold_seconds", "silence_threshold")
 
 
 @dataclass(frozen=True)
@@ -67,18 +64,14 @@ async def wait_for_gateway(url: str, timeout: float, interval: float = 0.5) -> b
         return True
 
 
-def config_message(options: SessionOptions, sample_rate: int) -> dict[str, object]:
+def config_message(options: SessionOptions, sample_rate: int) -> Config:
     """The ``config`` frame; languages are sent only when chosen, else server defaults apply."""
-    message: dict[str, object] = {
-        "type": "config",
-        "sample_rate": sample_rate,
-        "partials": options.partials,
-    }
+    fields: dict[str, object] = {"sample_rate": sample_rate, "partials": options.partials}
     if options.source_language:
-        message["source_language"] = options.source_language
+        fields["source_language"] = options.source_language
     if options.target_language:
-        message["target_language"] = options.target_language
-    return message
+        fields["target_language"] = options.target_language
+    return Config.model_validate(fields)
 
 
 def _chunks(pcm: bytes, sample_rate: int, chunk_ms: int) -> list[tuple[bytes, float]]:
@@ -93,41 +86,30 @@ def _chunks(pcm: bytes, sample_rate: int, chunk_ms: int) -> list[tuple[bytes, fl
 OnMessage = Callable[[SessionRecord, Received], None]
 
 
-async def _receive(ws: ClientConnection, record: SessionRecord, ready: asyncio.Event,
+async def _receive(client: SpeechClient, record: SessionRecord, ready: asyncio.Event,
                    done: asyncio.Event, on_message: OnMessage | None) -> None:
     try:
-        async for raw in ws:
-            at = time.perf_counter()
-            if isinstance(raw, bytes):
-                continue  # protocol v1 sends only JSON text; ignore anything else
-            try:
-                message = json.loads(raw)
-            except json.JSONDecodeError:
-                record.client_errors.append("invalid_json")
-                continue
-            if not isinstance(message, dict):
-                record.client_errors.append("invalid_json")
-                continue
-            received = Received(at, message)
+        async for message in client.messages():
+            received = Received(time.perf_counter(), message.to_dict())
             record.received.append(received)
             if on_message is not None:
                 on_message(record, received)
-            kind = message.get("type")
-            if kind == "ready":
-                for key in THRESHOLD_KEYS:
-                    value = message.get(key)
-                    if isinstance(value, (int, float)) and value > 0:
-                        record.silence_threshold = float(value)
+            if isinstance(message, Ready):
+                if message.silence_threshold_seconds:
+                    record.silence_threshold = message.silence_threshold_seconds
                 ready.set()
-            elif kind == "done":
+            elif isinstance(message, Done):
                 done.set()
-    except ConnectionClosed as exc:
-        if not done.is_set():
-            code = exc.rcvd.code if exc.rcvd is not None else 1006
-            record.client_errors.append(f"closed_{code}")
+    finally:
+        # Frames that were not protocol v1 messages (the client skipped them).
+        record.client_errors.extend(["invalid_json"] * client.bad_frames)
+        client.bad_frames = 0
+    code = client.close_code
+    if not done.is_set() and code not in (1000, 1001):
+        record.client_errors.append(f"closed_{code or 1006}")
 
 
-async def _stream(ws: ClientConnection, record: SessionRecord, pcm: bytes, sample_rate: int,
+async def _stream(client: SpeechClient, record: SessionRecord, pcm: bytes, sample_rate: int,
                   options: SessionOptions, progress: Callable[[float], None] | None) -> None:
     """Send the clip paced like a microphone: a chunk once its audio 'has been recorded'."""
     start = time.perf_counter()
@@ -136,7 +118,7 @@ async def _stream(ws: ClientConnection, record: SessionRecord, pcm: bytes, sampl
         delay = start + audio_end / options.speed - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        await ws.send(chunk)
+        await client.send_audio(chunk)
         record.clock.record(audio_end, time.perf_counter())
         if progress is not None:
             progress(audio_end - sent_audio)
@@ -154,19 +136,15 @@ async def run_session(
     """Connect, configure, stream, send ``end`` and wait for ``done``; fill ``record``."""
     record.silence_threshold = options.silence_threshold
     record.started_at = time.perf_counter()
-    headers = {"Authorization": f"Bearer {options.token}"} if options.token else None
     try:
         # No proxy (the stack is local or named explicitly) and no per-message deflate
         # (PCM barely compresses and the CPU is shared with the pipeline).
-        async with connect(
-            options.url,
-            additional_headers=headers,
-            open_timeout=options.connect_timeout,
-            proxy=None,
-            compression=None,
-            max_size=2**22,
-        ) as ws:
-            await _converse(ws, record, pcm, sample_rate, options, progress, on_message)
+        client = await SpeechClient.connect(
+            options.url, token=options.token, open_timeout=options.connect_timeout,
+            proxy=None, compression=None,
+        )
+        async with client:
+            await _converse(client, record, pcm, sample_rate, options, progress, on_message)
     except InvalidStatus as exc:
         record.client_errors.append(f"http_{exc.response.status_code}")
     except (OSError, asyncio.TimeoutError, TimeoutError, InvalidHandshake) as exc:
@@ -188,13 +166,13 @@ async def _until(event: asyncio.Event, receiver: asyncio.Task[None], timeout: fl
     return event.is_set()
 
 
-async def _converse(ws: ClientConnection, record: SessionRecord, pcm: bytes, sample_rate: int,
+async def _converse(client: SpeechClient, record: SessionRecord, pcm: bytes, sample_rate: int,
                     options: SessionOptions, progress: Callable[[float], None] | None,
                     on_message: OnMessage | None) -> None:
     ready, done = asyncio.Event(), asyncio.Event()
-    receiver = asyncio.create_task(_receive(ws, record, ready, done, on_message))
+    receiver = asyncio.create_task(_receive(client, record, ready, done, on_message))
     try:
-        await _talk(ws, record, pcm, sample_rate, options, progress, ready, done, receiver)
+        await _talk(client, record, pcm, sample_rate, options, progress, ready, done, receiver)
     except ConnectionClosed as exc:
         # A send found the socket closed (auth refused, server gone): let the receiver
         # drain what arrived, then make sure the close is on record.
@@ -208,11 +186,11 @@ async def _converse(ws: ClientConnection, record: SessionRecord, pcm: bytes, sam
             await receiver
 
 
-async def _talk(ws: ClientConnection, record: SessionRecord, pcm: bytes, sample_rate: int,
+async def _talk(client: SpeechClient, record: SessionRecord, pcm: bytes, sample_rate: int,
                 options: SessionOptions, progress: Callable[[float], None] | None,
                 ready: asyncio.Event, done: asyncio.Event, receiver: asyncio.Task[None]) -> None:
     """config -> wait for ready -> stream -> end -> wait for done."""
-    await ws.send(json.dumps(config_message(options, sample_rate)))
+    await client.send(config_message(options, sample_rate))
     if not await _until(ready, receiver, options.ready_timeout):
         if receiver.done():
             # Closed before `ready` (e.g. auth refused with 1008): the receiver
@@ -222,8 +200,8 @@ async def _talk(ws: ClientConnection, record: SessionRecord, pcm: bytes, sample_
         else:
             record.client_errors.append("ready_timeout")
         return
-    await _stream(ws, record, pcm, sample_rate, options, progress)
-    await ws.send(json.dumps({"type": "end"}))
+    await _stream(client, record, pcm, sample_rate, options, progress)
+    await client.send(End())
     record.clock.end_sent_at = time.perf_counter()
     if await _until(done, receiver, options.done_timeout):
         record.done = True

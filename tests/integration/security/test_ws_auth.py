@@ -25,6 +25,9 @@ from websockets.http11 import Request, Response
 from common.auth import AuthError, AuthLease, mint_token, token_from_auth_message
 from common.security_settings import SecuritySettings
 from gateway.limits import Admission, HandshakeGuard, SubjectSessions, auth_refusal
+from speech_client.protocol import Auth, Ping, Pong, Ready, parse_server_message
+from tests.speech_messages import error as error_message
+from tests.speech_messages import ready
 
 
 def make_settings(**values: Any) -> SecuritySettings:
@@ -85,12 +88,11 @@ class MiniGateway:
         lease = AuthLease(claims, self.settings.token_expiry_grace_seconds)
         log.info("session %s for %s", session_id[:8], claims.subject)
         try:
-            await ws.send(json.dumps({"type": "ready", "session_id": session_id}))
+            await ws.send(ready(session_id).to_json())
             while True:
                 state = lease.poll(time.time())
                 if state == "expired":
-                    await ws.send(json.dumps({"type": "error", "code": "token_expired",
-                                              "message": "send a fresh token in an auth message"}))
+                    await ws.send(error_message("token_expired", "send a fresh token in an auth message").to_json())
                 elif state == "close":
                     await ws.close(1008, "token_expired")
                     return
@@ -100,11 +102,13 @@ class MiniGateway:
                     continue
                 token = token_from_auth_message(message)
                 if token is None:
-                    await ws.send(message)  # stands in for the real protocol
+                    # The rest of the protocol, as far as these tests need it: ping -> pong.
+                    if isinstance(message, str) and json.loads(message).get("type") == "ping":
+                        await ws.send(Pong().to_json())
                     continue
                 try:
+                    # Like the real gateway, an accepted refresh is not answered.
                     lease.refresh(self.guard.verify(ip, token))
-                    await ws.send(json.dumps({"type": "auth_ok", "expires_at": lease.expires_at}))
                 except AuthError as exc:
                     await self._refuse(ws, exc.code, exc.message)
                     return
@@ -116,7 +120,7 @@ class MiniGateway:
     async def _refuse(self, ws: ServerConnection, code: str, message: str) -> None:
         log.info("session refused: %s", code)
         with contextlib.suppress(ConnectionClosed):
-            await ws.send(json.dumps({"type": "error", "code": code, "message": message}))
+            await ws.send(error_message(code, message).to_json())
             await ws.close(auth_refusal(AuthError(code, message)).close_code, code)
 
 
@@ -140,10 +144,16 @@ async def _status(url: str, **kwargs: Any) -> int:
     return info.value.response.status_code
 
 
-async def _ready(ws: ClientConnection) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(await ws.recv())
-    assert message["type"] == "ready", message
+async def _ready(ws: ClientConnection) -> Ready:
+    message = parse_server_message(await ws.recv())
+    assert isinstance(message, Ready), message
     return message
+
+
+async def _accepted(ws: ClientConnection) -> None:
+    """Nothing but a pong answers a ping: whatever was sent before it was accepted."""
+    await ws.send(Ping().to_json())
+    assert isinstance(parse_server_message(await ws.recv()), Pong)
 
 
 async def test_bad_tokens_get_401_in_the_handshake(url: str, settings: SecuritySettings, secret: str) -> None:
@@ -189,8 +199,8 @@ async def test_first_message_auth_and_its_refusal(url: str, settings: SecuritySe
 async def test_refresh_extends_and_expiry_closes_after_grace(url: str, settings: SecuritySettings) -> None:
     async with connect(url, additional_headers={"Authorization": f"Bearer {mint_token(settings, 'c', 2)}"}) as ws:
         await _ready(ws)
-        await ws.send(json.dumps({"type": "auth", "token": mint_token(settings, "c", 60)}))
-        assert json.loads(await ws.recv())["type"] == "auth_ok"
+        await ws.send(Auth(token=mint_token(settings, "c", 60)).to_json())
+        await _accepted(ws)
         await ws.send(json.dumps({"type": "auth", "token": mint_token(settings, "someone-else", 60)}))
         assert json.loads(await ws.recv())["code"] == "token_subject_changed"
     short = mint_token(settings, "d", 60, exp=int(time.time()) + 1)
@@ -249,7 +259,7 @@ async def test_websockets_debug_lines_leak_tokens_unless_redacted(
     async with connect(f"{url}?token={token}", additional_headers={"Authorization": f"Bearer {token}"}) as ws:
         await _ready(ws)
         await ws.send(json.dumps({"type": "auth", "token": token}))
-        await ws.recv()
+        await _accepted(ws)
     formatter = logging.Formatter("%(name)s %(message)s")
     lines = [formatter.format(r) for r in caplog.records]
     assert any(token in line for line in lines)  # raw: leaked

@@ -1,5 +1,7 @@
 """The demo client against a small protocol-v1 fake gateway (a boundary fake).
 
+The fake sends messages built with :mod:`speech_client`'s models, as the real gateway does.
+
 The tests are about the client's bookkeeping: pacing, the config/end/done exchange,
 matching finals to the manifest, errors, exit code and JSON output. The fake segments
 audio by energy with a short silence threshold, like the real gateway but without models.
@@ -23,6 +25,8 @@ from demos import demo_client
 from demos.audio_tools import Layout, assemble, wav_bytes
 from demos.manifest import MANIFEST_NAME, Clip, Manifest, Utterance
 from demos.session import wait_for_gateway
+from speech_client.protocol import ServerMessage
+from tests.speech_messages import done, error, final, ready, realtime, translation
 
 RATE = 16000
 TEXTS = ("hello there", "general kenobi")
@@ -51,10 +55,10 @@ class FakeGateway:
         worker = f"stt-{self.sessions % 2}"
         seq = 0
 
-        async def send(message: dict[str, object]) -> None:
+        async def send(message: ServerMessage) -> None:
             nonlocal seq
             seq += 1
-            await ws.send(json.dumps({**message, "seq": seq}))
+            await ws.send(message.model_copy(update={"seq": seq}).to_json())
 
         samples = 0
         speech_start: float | None = None
@@ -67,20 +71,16 @@ class FakeGateway:
             assert speech_start is not None
             if segment != self.drop_final:
                 text = TEXTS[segment % len(TEXTS)]
-                await send({"type": "final", "segment_id": segment, "text": text,
-                            "language": "en", "start": speech_start, "end": end,
-                            "translation": None, "worker": worker})
+                await send(final(segment, text, language="en", start=speech_start, end=end, worker=worker))
                 if target:
-                    await send({"type": "translation", "segment_id": segment,
-                                "text": text.upper(), "source_language": "en",
-                                "target_language": target, "worker": "mt-0"})
+                    await send(translation(segment, text.upper(), source_language="en",
+                                           target_language=str(target), worker="mt-0"))
             segment += 1
             speech_start = None
 
-        await send({"type": "ready", "session_id": f"s{self.sessions}", "protocol": 1,
-                    "sample_rate": RATE, "silence_threshold_seconds": FAKE_THRESHOLD})
+        await send(ready(f"s{self.sessions}", sample_rate=RATE, silence_threshold_seconds=FAKE_THRESHOLD))
         if self.error_code:
-            await send({"type": "error", "code": self.error_code, "message": "test"})
+            await send(error(self.error_code))
         async for raw in ws:
             if isinstance(raw, str):
                 message = json.loads(raw)
@@ -91,7 +91,7 @@ class FakeGateway:
                     if speech_start is not None:
                         await finish(last_loud)
                     if self.send_done:
-                        await send({"type": "done"})
+                        await send(done())
                         await ws.close(1000)
                     return
                 continue
@@ -101,8 +101,7 @@ class FakeGateway:
             if np.abs(chunk).max() > 1000:
                 if speech_start is None:
                     speech_start = (samples - chunk.size) / RATE
-                    await send({"type": "realtime", "segment_id": segment, "text": "hel",
-                                "translation": None, "language": "en"})
+                    await send(realtime(segment, "hel", language="en"))
                 last_loud = now
             elif speech_start is not None and now - last_loud >= FAKE_THRESHOLD:
                 await finish(last_loud)
