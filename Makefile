@@ -48,7 +48,7 @@ test-slow: install
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy common gateway stt_worker translation_worker
+	$(VENV)/bin/mypy common gateway stt_worker translation_worker speech_client
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
