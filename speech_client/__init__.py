@@ -13,6 +13,7 @@ Depends on pydantic and websockets only, never on the gateway.
 
 from speech_client.protocol import (
     PROTOCOL_VERSION,
+    Auth,
     ClientMessage,
     Config,
     Done,
@@ -37,6 +38,7 @@ from speech_client.session import ClientSession
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "Auth",
     "ClientMessage",
     "ClientSession",
     "Config",
