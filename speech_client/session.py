@@ -34,8 +34,9 @@ class ClientSession:
         if isinstance(message, Ready):
             if self.session_id is not None and message.session_id != self.session_id:
                 # The gateway started a new session (the old one was unknown or expired):
-                # its seq starts again.
+                # its seq starts again, and the old session's secret resumes nothing.
                 self.last_seq = None
+                self.resume_secret = None
             self.ready = message
             self.session_id = message.session_id
             if message.resume_secret is not None:

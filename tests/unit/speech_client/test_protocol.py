@@ -110,7 +110,7 @@ def test_resume_config_carries_settings_and_the_session() -> None:
 def test_a_new_session_in_ready_starts_the_seq_again() -> None:
     """A resume the gateway refused (unknown_session) gives a new session counting from 1."""
     session = ClientSession()
-    session.accept(_ready("old"))
+    session.accept(_ready("old", resume_secret="old-secret"))
     session.accept(Done(seq=40))
     assert session.accept(_ready("new"))
     assert session.accept(Final(segment_id="new:0", text="a", start=0, end=1, seq=1))
