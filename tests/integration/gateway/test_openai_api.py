@@ -5,6 +5,7 @@ WAV, streaming, and the errors as the SDK's own exception types."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import wave
 from pathlib import Path
@@ -12,11 +13,10 @@ from typing import Any
 
 import av
 import jiwer
+import jwt
 import numpy as np
 import openai
 import pytest
-
-import jwt
 
 pytestmark = pytest.mark.integration
 
@@ -112,7 +112,7 @@ async def test_json_text_srt_vtt_and_verbose_json(api: openai.AsyncOpenAI) -> No
     # Word times are on the file's clock: speech begins 0.56 s into the file (Whisper's word
     # times are good to a few tenths of a second).
     assert abs(words[0].start - 0.56) <= 0.45, words[0]
-    assert all(a.start <= b.start for a, b in zip(words, words[1:], strict=False))
+    assert all(a.start <= b.start for a, b in itertools.pairwise(words))
 
 
 @pytest.mark.parametrize(("container", "codec", "rate"), [
