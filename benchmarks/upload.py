@@ -130,6 +130,7 @@ async def upload(port: int, data: bytes, redis_url: str) -> tuple[float, Counter
         elapsed = time.perf_counter() - started
     finally:
         counter.cancel()
+        await client.close()
         await pubsub.aclose()
         await redis.aclose()
     return elapsed, workers, len(result.text.split())
