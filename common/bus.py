@@ -71,6 +71,11 @@ def limit_audio_key(subject: str, minute: int) -> str:
     return f"limits:audio:{subject}:{minute}"
 
 
+def upload_session_id(upload_id: str) -> str:
+    """The session id under which the pieces of one uploaded file travel (never a live session)."""
+    return f"upload-{upload_id}"
+
+
 def segment_id(session_id: str, utterance_index: int) -> str:
     """The id of one utterance of a session: the same for its partials, final and translation."""
     return f"{session_id}:{utterance_index}"
@@ -109,6 +114,16 @@ class AudioJob(_Message):
         default=False,
         description="An early final, sent during the silence before the utterance is known to "
         "have ended; the gateway uses it only if the speaker does not resume.",
+    )
+    priority: Literal["interactive", "batch"] = Field(
+        default="interactive",
+        description="batch: a piece of an uploaded file; runs after live finals and partials.",
+    )
+    task: Literal["transcribe", "translate"] = Field(
+        default="transcribe", description="translate: Whisper's translation into English."
+    )
+    audio_start: float | None = Field(
+        default=None, ge=0, description="Where the job's audio begins (pre-roll included), same clock as start."
     )
 
 

@@ -157,6 +157,21 @@ class GatewaySettings(CommonSettings):
         description="Silence after which an early (speculative) final job is sent, so the final is "
         "ready when SILENCE_THRESHOLD_SECONDS elapses; 0 turns it off.",
     )
+    upload_max_bytes: int = Field(
+        default=26_214_400, ge=1024, description="Largest file POST /v1/audio/* accepts (413 above)."
+    )
+    upload_max_seconds: float = Field(
+        default=7200.0, gt=0, description="Longest audio POST /v1/audio/* accepts (413 above)."
+    )
+    upload_silence_seconds: float = Field(
+        default=0.6, gt=0, le=10,
+        description="Silence at which an uploaded file is cut into pieces for the STT workers.",
+    )
+    upload_jobs_per_worker: int = Field(
+        default=2, ge=1,
+        description="Pieces of one upload queued at once per live STT worker, so live sessions never "
+        "wait behind a whole file.",
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

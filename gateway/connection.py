@@ -338,6 +338,7 @@ class Connection:
             segment_id=bus.segment_id(self.session_id, index),
             start=round(utt.start, 3),
             end=round(utt.end, 3),
+            audio_start=round(utt.audio_start, 3),
             source_language=self.config.source_language,
             target_language=self.config.target_language,
             prompt=self.last_final or None,

@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -107,6 +108,7 @@ class TranscribeRequest:
     prompt: str | None = None  # previous final of the session, for context
     word_timestamps: bool = False
     partial: bool = False
+    task: Literal["transcribe", "translate"] = "transcribe"
 
 
 @dataclass(frozen=True)
@@ -301,6 +303,7 @@ class WhisperEngine:
             max_new_tokens=max_new_tokens(duration),
             language=self._language_arg(req),
             initial_prompt=req.prompt or None,
+            task=req.task,
             # The prompt carries the context; conditioning inside one utterance only
             # feeds repetition loops.
             condition_on_previous_text=False,
@@ -445,7 +448,7 @@ class WhisperEngine:
                 tok = Tokenizer(
                     model.hf_tokenizer,
                     self.multilingual,
-                    task="transcribe",
+                    task=req.task,
                     language=lang,
                 )
                 tokenizers.append(tok)

@@ -2,7 +2,8 @@
 
 Rules (issue 4, DESIGN.md section 4):
 
-* finals run before partials; finals are never skipped (a redelivered final is harmless,
+* live finals run before partials, and pieces of uploaded files (``priority="batch"``) after
+  both, so a long upload never delays a live session; finals are never skipped (a redelivered final is harmless,
   the gateway drops the duplicate ``segment_id``);
 * a partial is skipped without inference when it has been overtaken: a newer partial of
   the same utterance, a partial of a later utterance of the session, or the final of its
@@ -46,6 +47,7 @@ class JobDescriptor:
     #: Seconds on the clock passed as ``now`` to :meth:`JobSelector.select`.
     created_at: float
     partial_seq: int = 0
+    priority: Literal["interactive", "batch"] = "interactive"
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,18 @@ class Selection:
 
     to_run: list[JobDescriptor]
     skipped: list[Skipped]
+
+    @property
+    def live_finals(self) -> list[JobDescriptor]:
+        return [j for j in self.to_run if j.kind == "final" and j.priority == "interactive"]
+
+    @property
+    def partials(self) -> list[JobDescriptor]:
+        return [j for j in self.to_run if j.kind == "partial"]
+
+    @property
+    def batch_finals(self) -> list[JobDescriptor]:
+        return [j for j in self.to_run if j.kind == "final" and j.priority == "batch"]
 
 
 @dataclass
@@ -93,8 +107,10 @@ class JobSelector:
                 state.final_utterance = max(state.final_utterance, job.utterance_index)
             else:
                 state.partial = max(state.partial, (job.utterance_index, job.partial_seq))
-        finals = [j for j in jobs if j.kind == "final"]
+        finals = [j for j in jobs if j.kind == "final" and j.priority == "interactive"]
         finals.sort(key=lambda j: (j.created_at, j.session_id, j.utterance_index))
+        batch = [j for j in jobs if j.kind == "final" and j.priority == "batch"]
+        batch.sort(key=lambda j: (j.created_at, j.session_id, j.utterance_index))
         partials: list[JobDescriptor] = []
         skipped: list[Skipped] = []
         taken: set[tuple[str, int, int]] = set()
@@ -115,7 +131,7 @@ class JobSelector:
                 taken.add(ident)
                 partials.append(job)
         partials.sort(key=lambda j: (j.created_at, j.session_id))
-        return Selection(to_run=finals + partials, skipped=skipped)
+        return Selection(to_run=finals + partials + batch, skipped=skipped)
 
     def _state(self, session_id: str) -> _SessionState:
         state = self._sessions.get(session_id)

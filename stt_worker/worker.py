@@ -76,15 +76,18 @@ class SttWorker(StreamWorker[Job]):
                 utterance_index=e.job[0].utterance_index,
                 partial_seq=e.job[0].partial_seq,
                 created_at=e.job[0].created_at,
+                priority=e.job[0].priority,
             )
             for e in entries
         ]
         selection = self.selector.select(descriptors, now)
         by_id = {e.id: e for e in entries}
         skipped = [(by_id[s.key], str(s.reason)) for s in selection.skipped]
-        finals = [by_id[d.key] for d in selection.to_run if d.kind == "final"]
-        partials = [by_id[d.key] for d in selection.to_run if d.kind == "partial"]
-        # Finals first, in their own inference call, published before any partial runs.
+        finals = [by_id[d.key] for d in selection.live_finals]
+        partials = [by_id[d.key] for d in selection.partials]
+        batch = [by_id[d.key] for d in selection.batch_finals]
+        # Live finals first, in their own inference call, published before any partial runs;
+        # pieces of uploaded files last.
         if finals:
             await self._run_and_publish(finals)
         if partials and await self._backlogged(len(entries)):
@@ -93,6 +96,8 @@ class SttWorker(StreamWorker[Job]):
             partials = []
         if partials:
             await self._run_and_publish(partials)
+        if batch:
+            await self._run_and_publish(batch)
         if skipped:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for entry, reason in skipped:
@@ -127,6 +132,7 @@ class SttWorker(StreamWorker[Job]):
                 prompt=job.prompt if job.kind == "final" else None,
                 word_timestamps=job.word_timestamps and job.kind == "final",
                 partial=job.kind == "partial",
+                task=job.task,
             )
             for job, pcm in (e.job for e in run)
         ]
@@ -161,6 +167,8 @@ class SttWorker(StreamWorker[Job]):
             )
             pipe.publish(channel, bus.encode_result(partial))
             return
+        # Word times are relative to the job's audio, which begins before the speech onset.
+        origin = job.start if job.audio_start is None else job.audio_start
         # An early (speculative) final is translated by the gateway once it is confirmed.
         wants_translation = bool(job.target_language and t.text.strip()) and not job.speculative
         final = bus.FinalResult(
@@ -173,7 +181,7 @@ class SttWorker(StreamWorker[Job]):
             start=job.start,
             end=job.end,
             words=[
-                bus.Word(word=w.word, start=round(job.start + w.start, 3), end=round(job.start + w.end, 3),
+                bus.Word(word=w.word, start=round(origin + w.start, 3), end=round(origin + w.end, 3),
                          probability=round(w.probability, 4))
                 for w in t.words
             ]

@@ -10,4 +10,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-FEATURES: tuple[Callable[[web.Application], None], ...] = ()
+from gateway.routes import openai_audio
+
+FEATURES: tuple[Callable[[web.Application], None], ...] = (
+    openai_audio.setup,
+)

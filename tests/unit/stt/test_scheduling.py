@@ -120,3 +120,19 @@ def test_forget() -> None:
     sel.select([final("f", "a", 0)], NOW)
     sel.forget("a")
     assert len(sel) == 0
+
+
+def test_pieces_of_uploads_run_after_live_finals_and_partials_and_are_never_skipped() -> None:
+    sel = JobSelector(partial_max_age=2.0)
+    old_piece = JobDescriptor("u0", "final", "upload-x", 0, NOW - 30.0, priority="batch")
+    jobs = [
+        old_piece,
+        JobDescriptor("u1", "final", "upload-x", 1, NOW - 0.1, priority="batch"),
+        partial("p1", "a", 1, 0, NOW - 0.1),
+        final("f1", "a", 0, NOW - 0.05),
+    ]
+    out = sel.select(jobs, NOW)
+    assert keys(out.to_run) == ["f1", "p1", "u0", "u1"]
+    assert keys(out.live_finals) == ["f1"] and keys(out.partials) == ["p1"]
+    assert keys(out.batch_finals) == ["u0", "u1"]  # a piece is a final: age never skips it
+    assert out.skipped == []
