@@ -31,6 +31,7 @@ from common.consumer import ConsumerOptions, Entry, StreamConsumer
 from common.health import HealthServer, HealthState
 from common.heartbeat import Heartbeat
 from common.lifecycle import Service
+from common.logs import register_secret
 from common.redis_conn import connect_with
 from common.security_settings import prepare_listeners
 from common.settings import StoreSettings
@@ -88,6 +89,8 @@ class TranscriptStoreService(Service):
         self.health_server = HealthServer.for_service(self.health, s, ssl_context)
         await self.health_server.start()
         url = database_url(s)
+        if url.password:
+            register_secret(str(url.password))  # never in a log line, whatever logs it
         self.engine = engine_from_settings(s)
         log.info("transcript database %s", redacted(url))
         self.schema = await migrate.upgrade(self.engine)  # SchemaTooNew refuses the start

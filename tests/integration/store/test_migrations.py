@@ -28,7 +28,7 @@ async def _tables(engine: AsyncEngine) -> set[str]:
 async def test_upgrade_creates_the_schema_the_code_uses(bare_engine: AsyncEngine) -> None:
     status = await migrate.upgrade(bare_engine)
     assert status.at_head and status.current == migrate.head_revision() == "0002"
-    assert APP_TABLES <= await _tables(bare_engine)
+    assert await _tables(bare_engine) >= APP_TABLES
 
     def diff(connection: sa.Connection) -> list[object]:
         return list(compare_metadata(MigrationContext.configure(connection), metadata))
@@ -50,7 +50,7 @@ async def test_downgrade_step_by_step_and_back(bare_engine: AsyncEngine) -> None
     status = await migrate.upgrade(bare_engine, "0001")
     assert status.current == "0001"
     status = await migrate.upgrade(bare_engine)
-    assert status.current == "0002" and APP_TABLES <= await _tables(bare_engine)
+    assert status.current == "0002" and await _tables(bare_engine) >= APP_TABLES
 
 
 async def test_upgrade_keeps_the_rows(bare_engine: AsyncEngine) -> None:
@@ -74,7 +74,7 @@ async def test_a_newer_unknown_schema_is_refused(engine: AsyncEngine) -> None:
     with pytest.raises(migrate.SchemaTooNew):
         await migrate.status(engine)
     # Nothing was touched: the tables are still there.
-    assert APP_TABLES <= await _tables(engine)
+    assert await _tables(engine) >= APP_TABLES
 
 
 def test_migration_command_line(store_settings: StoreSettings) -> None:
