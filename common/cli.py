@@ -30,6 +30,7 @@ def _options(args: argparse.Namespace) -> StackOptions:
         gateway_health_port=args.gateway_health_port,
         stt_health_port=args.stt_health_port,
         translation_health_port=args.translation_health_port,
+        store_health_port=args.store_health_port,
         ready_timeout=args.ready_timeout,
     )
 
@@ -75,6 +76,7 @@ def _add_stack_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gateway-health-port", type=int, default=8080, help="0 = any free port")
     parser.add_argument("--stt-health-port", type=int, default=8081, help="first STT worker; 0 = any")
     parser.add_argument("--translation-health-port", type=int, default=8082, help="first one; 0 = any")
+    parser.add_argument("--store-health-port", type=int, default=8083, help="transcript store; 0 = any")
     parser.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for /ready")
 
 
