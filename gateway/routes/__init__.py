@@ -10,4 +10,6 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-FEATURES: tuple[Callable[[web.Application], None], ...] = ()
+from gateway.routes import transcripts
+
+FEATURES: tuple[Callable[[web.Application], None], ...] = (transcripts.setup,)
