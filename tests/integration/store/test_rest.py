@@ -128,7 +128,8 @@ async def test_pages_bad_input_and_no_token(engine: AsyncEngine, gateway: str) -
 
         status, doc, _ = await _get(http, f"{gateway}/v1/openapi.json", None)
         assert status == 200
-        assert {"/v1/sessions", "/v1/sessions/{session_id}", "/v1/sessions/{session_id}/transcript"} <= set(doc["paths"])
+        ours = {"/v1/sessions", "/v1/sessions/{session_id}", "/v1/sessions/{session_id}/transcript"}
+        assert ours <= set(doc["paths"])
         assert "delete" in doc["paths"]["/v1/sessions/{session_id}"]
 
 
