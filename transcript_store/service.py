@@ -8,6 +8,7 @@ idempotent, writes nothing twice. While the database is unreachable it retries t
 hand with backoff (``/ready`` says so) instead of failing entries into dead letters; an entry
 that still fails on a healthy database is poison and goes there after ``MAX_DELIVERIES``.
 
+On SIGTERM it first drains the stream (bounded), then finishes the batch in hand.
 At start it migrates the schema to the newest revision (a no-op when the migration step of
 compose or Kubernetes already did) and refuses a schema newer than it knows.
 """
@@ -162,12 +163,28 @@ class TranscriptStoreService(Service):
             if run in done:
                 run.result()
                 return
+            await self._drain(run)
             self.consumer.stop()  # finish, commit and acknowledge the batch in hand
             await run
         finally:
             stop.cancel()
             for task in self._tasks:
                 task.cancel()
+
+    async def _drain(self, run: asyncio.Task[None]) -> None:
+        """Before stopping, take what the workers published while they stopped: the store stops
+        last (``speech-pipeline up`` orders it so), and with an embedded Redis whatever is still
+        in the stream would go with it. Bounded by half the shutdown budget."""
+        assert self.redis is not None
+        deadline = time.monotonic() + self.settings.shutdown_timeout_seconds / 2
+        while not run.done() and time.monotonic() < deadline and not self.forced:
+            try:
+                if int(await self.redis.xlen(bus.TRANSCRIPTS)) == 0:
+                    return
+            except Exception:
+                log.warning("could not read the stream length while draining", exc_info=True)
+                return
+            await asyncio.sleep(0.05)
 
     async def _refresh_gauges(self) -> None:
         assert self.consumer is not None
