@@ -52,36 +52,37 @@ class PostgresServer:
     def database_url(self, name: str) -> str:
         return f"postgresql://postgres:{PASSWORD}@127.0.0.1:{self.port}/{name}"
 
-    def _run_as(self) -> dict[str, int]:
+    def _run_as(self) -> tuple[int, int] | None:
+        """(uid, gid) to run the server as, or None to run as ourselves."""
         if self._user is None:
-            return {}
+            return None
         entry = pwd.getpwnam(self._user)
-        return {"user": entry.pw_uid, "group": entry.pw_gid}
+        return entry.pw_uid, entry.pw_gid
 
     def start(self, timeout: float = 60.0) -> PostgresServer:
         owner = self._run_as()
         pwfile = self.root / "pwfile"
         pwfile.write_text(PASSWORD + "\n")
+        user, group = owner if owner else (None, None)
         if owner:
             for path in (self.root, pwfile):
-                os.chown(path, owner["user"], owner["group"])
+                os.chown(path, *owner)
         env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "HOME": str(self.root)}
         subprocess.run(
             [str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", f"--pwfile={pwfile}",
              "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"],
-            check=True, capture_output=True, env=env, cwd=self.root, timeout=120,
-            **owner,  # type: ignore[arg-type]
+            check=True, capture_output=True, env=env, cwd=self.root, timeout=120, user=user, group=group,
         )
         log = (self.root / "postgres.log").open("wb")
         if owner:
-            os.chown(self.root / "postgres.log", owner["user"], owner["group"])
+            os.chown(self.root / "postgres.log", *owner)
         # fsync off: a test server's data need not survive a power cut, and fsync is slow here.
         self.proc = subprocess.Popen(
             [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
              "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
              "-c", "fsync=off", "-c", "max_connections=50"],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root, start_new_session=True,
-            **owner,  # type: ignore[arg-type]
+            user=user, group=group,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -107,7 +108,9 @@ class PostgresServer:
     def new_database(self) -> str:
         """A fresh, empty database; returns its URL."""
         self._databases += 1
-        name = f"test_{os.getpid()}_{self._databases}"
+        return self.new_database_named(f"test_{os.getpid()}_{self._databases}")
+
+    def new_database_named(self, name: str) -> str:
         subprocess.run(
             [str(self.bindir / "psql"), "-h", str(self.root), "-p", str(self.port), "-U", "postgres",
              "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", f'CREATE DATABASE "{name}"'],

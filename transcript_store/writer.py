@@ -23,6 +23,7 @@ from common import bus
 from transcript_store.schema import deleted_sessions, segments, sessions, translations
 
 Clock = Callable[[], float]
+SESSION_CHUNK = 500  # 7 parameters a row: far below SQLite's 32766
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,23 @@ class WriteResult:
 def _insert(connection: AsyncConnection, table: sa.Table) -> Any:
     """The dialect's INSERT, which has ``on_conflict_do_nothing``/``on_conflict_do_update``."""
     return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _session_update(new: Any) -> dict[str, Any]:
+    """What a session row takes from a newer record of it."""
+    return {
+        # The first owner sticks: a later record cannot hand the session to someone else.
+        "subject": sa.func.coalesce(sessions.c.subject, new.subject),
+        "source_language": sa.func.coalesce(new.source_language, sessions.c.source_language),
+        "target_language": sa.func.coalesce(new.target_language, sessions.c.target_language),
+        "gateway": sa.func.coalesce(sa.func.nullif(new.gateway, ""), sessions.c.gateway),
+        "created_at": sa.case(
+            (new.created_at < sessions.c.created_at, new.created_at), else_=sessions.c.created_at
+        ),
+        "updated_at": sa.case(
+            (new.updated_at > sessions.c.updated_at, new.updated_at), else_=sessions.c.updated_at
+        ),
+    }
 
 
 class TranscriptWriter:
@@ -109,25 +127,14 @@ class TranscriptWriter:
                     target_language=r.target_language, gateway=r.gateway,
                     created_at=min(row["created_at"], r.created_at),
                 )
-        stmt = _insert(connection, sessions)
-        new = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[sessions.c.session_id],
-            set_={
-                # The first owner sticks: a later record cannot hand the session to someone else.
-                "subject": sa.func.coalesce(sessions.c.subject, new.subject),
-                "source_language": sa.func.coalesce(new.source_language, sessions.c.source_language),
-                "target_language": sa.func.coalesce(new.target_language, sessions.c.target_language),
-                "gateway": sa.func.coalesce(sa.func.nullif(new.gateway, ""), sessions.c.gateway),
-                "created_at": sa.case(
-                    (new.created_at < sessions.c.created_at, new.created_at), else_=sessions.c.created_at
-                ),
-                "updated_at": sa.case(
-                    (new.updated_at > sessions.c.updated_at, new.updated_at), else_=sessions.c.updated_at
-                ),
-            },
-        )
-        await connection.execute(stmt, list(rows.values()))
+        # Multi-row statements (one row per session, so no row is hit twice in one), in chunks
+        # that stay under SQLite's limit of bound parameters.
+        values = list(rows.values())
+        for at in range(0, len(values), SESSION_CHUNK):
+            stmt = _insert(connection, sessions).values(values[at:at + SESSION_CHUNK])
+            await connection.execute(stmt.on_conflict_do_update(
+                index_elements=[sessions.c.session_id], set_=_session_update(stmt.excluded)
+            ))
 
     async def _insert_new(
         self, connection: AsyncConnection, table: sa.Table, rows: list[dict[str, Any]], key: list[str]
