@@ -203,7 +203,7 @@ _SEGMENT = {
         "translation": {"type": ["string", "null"]},
     },
 }
-_AUTH = [{"bearer": []}, {}]
+_AUTH: list[dict[str, list[str]]] = [{"bearer": []}, {}]
 OPENAPI: dict[str, Any] = {
     "/v1/sessions": {
         "get": {
