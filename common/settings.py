@@ -71,11 +71,9 @@ class CommonSettings(SecuritySettings):
         return level
 
 
-class WorkerSettings(CommonSettings):
-    """What both stream-consuming workers share: batching and reliable consumption."""
+class ConsumerSettings(CommonSettings):
+    """What every reliable stream consumer shares (the workers and the transcript store)."""
 
-    device: Device = Field(default="auto", description="auto (CUDA when present), cuda or cpu.")
-    max_batch_size: int = Field(default=8, ge=1, le=64, description="Jobs per batched inference.")
     batch_timeout_ms: int = Field(
         default=5,
         ge=0,
@@ -90,6 +88,13 @@ class WorkerSettings(CommonSettings):
         default=3, ge=1, description="An entry delivered more often goes to dead_letters."
     )
     worker_index: int = Field(default=0, ge=0, description="Index in the consumer name host-N.")
+
+
+class WorkerSettings(ConsumerSettings):
+    """What both model workers share: the device and batched inference."""
+
+    device: Device = Field(default="auto", description="auto (CUDA when present), cuda or cpu.")
+    max_batch_size: int = Field(default=8, ge=1, le=64, description="Jobs per batched inference.")
 
 
 def default_data_dir() -> Path:
@@ -226,7 +231,7 @@ class TranslationSettings(WorkerSettings):
     )
 
 
-class StoreSettings(WorkerSettings, DatabaseSettings):
+class StoreSettings(ConsumerSettings, DatabaseSettings):
     """The transcript store: consumes ``transcripts`` into the database."""
 
     health_port: int = Field(default=8083, ge=0, le=65535, description="HTTP /health, /ready, /metrics.")
