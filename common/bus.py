@@ -1,7 +1,8 @@
 """The Redis bus contract: every key name and every message schema, in one place.
 
 Streams carry jobs (``audio_jobs``, ``transcriptions``); a per-session pub/sub channel carries
-results back to whichever gateway holds the session. Each message has a schema version ``v``
+results back to whichever gateway holds the session; ``transcripts`` carries every delivered
+final, translation and session owner to the transcript store. Each message has a schema version ``v``
 and the ids that make redelivery harmless (``segment_id`` names an utterance; a partial also
 carries its ``partial_seq``). Decoding validates: a malformed entry raises
 :class:`MalformedMessage` with a message that says what is wrong, never a bare KeyError.

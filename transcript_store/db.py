@@ -50,11 +50,13 @@ def sqlite_path(url: URL) -> Path | None:
     return Path(url.database)
 
 
-def create_engine(url: URL, **kwargs: Any) -> AsyncEngine:
-    """An engine; for SQLite the data directory is created, WAL and foreign keys are on."""
+def create_engine(url: URL, *, create_dir: bool = True, **kwargs: Any) -> AsyncEngine:
+    """An engine; for SQLite WAL and foreign keys are on, and the data directory is created
+    unless ``create_dir`` is false (a reader: the store creates it)."""
     path = sqlite_path(url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if create_dir:
+            path.parent.mkdir(parents=True, exist_ok=True)
         # The store writes while the gateway reads: WAL lets readers go on during a write,
         # and busy_timeout makes a writer wait for a lock instead of failing at once.
         kwargs.setdefault("connect_args", {"timeout": 30})
@@ -73,5 +75,5 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def engine_from_settings(settings: DatabaseSettings, **kwargs: Any) -> AsyncEngine:
-    return create_engine(database_url(settings), **kwargs)
+def engine_from_settings(settings: DatabaseSettings, *, create_dir: bool = True, **kwargs: Any) -> AsyncEngine:
+    return create_engine(database_url(settings), create_dir=create_dir, **kwargs)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from common.subtitles import Cue
 from transcript_store.schema import deleted_sessions, segments, sessions, translations
-from transcript_store.writer import _insert
+from transcript_store.writer import dialect_insert
 
 
 class _Anyone:
@@ -233,7 +233,7 @@ class TranscriptRepository:
                 return False
             await delete_sessions(connection, [session_id])
             await connection.execute(
-                _insert(connection, deleted_sessions).on_conflict_do_nothing(index_elements=["session_id"]),
+                dialect_insert(connection, deleted_sessions).on_conflict_do_nothing(index_elements=["session_id"]),
                 [{"session_id": session_id, "deleted_at": now}],
             )
         return True

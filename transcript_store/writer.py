@@ -36,7 +36,7 @@ class WriteResult:
     dropped: int = 0
 
 
-def _insert(connection: AsyncConnection, table: sa.Table) -> Any:
+def dialect_insert(connection: AsyncConnection, table: sa.Table) -> Any:
     """The dialect's INSERT, which has ``on_conflict_do_nothing``/``on_conflict_do_update``."""
     return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)
 
@@ -131,7 +131,7 @@ class TranscriptWriter:
         # that stay under SQLite's limit of bound parameters.
         values = list(rows.values())
         for at in range(0, len(values), SESSION_CHUNK):
-            stmt = _insert(connection, sessions).values(values[at:at + SESSION_CHUNK])
+            stmt = dialect_insert(connection, sessions).values(values[at:at + SESSION_CHUNK])
             await connection.execute(stmt.on_conflict_do_update(
                 index_elements=[sessions.c.session_id], set_=_session_update(stmt.excluded)
             ))
@@ -142,6 +142,6 @@ class TranscriptWriter:
         """Insert the rows whose key is new; returns how many were."""
         if not rows:
             return 0
-        stmt = _insert(connection, table).on_conflict_do_nothing(index_elements=key).returning(table.c.id)
+        stmt = dialect_insert(connection, table).on_conflict_do_nothing(index_elements=key).returning(table.c.id)
         result = await connection.execute(stmt, rows)
         return len(result.all())

@@ -152,7 +152,8 @@ async def delete_session(request: web.Request) -> web.StreamResponse:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     """One engine per gateway, opened with the app and disposed with it."""
-    engine = engine_from_settings(app[CTX].settings)
+    # A reader: it neither creates the data directory nor the schema (the store does both).
+    engine = engine_from_settings(app[CTX].settings, create_dir=False)
     app[REPOSITORY] = TranscriptRepository(engine)
     try:
         yield
