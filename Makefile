@@ -8,8 +8,11 @@ STAMP := $(VENV)/.installed
 # (offline validation of the compose file), Xvfb and the xcb libraries (GUI screenshots).
 APT_PACKAGES := espeak-ng libportaudio2 docker-compose xvfb xcompmgr libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-xinerama0 libxcb-image0 libxcb-render-util0 libxkbcommon-x11-0 xdotool xclip haproxy
+# Only for `make test`: a real PostgreSQL server (initdb in a temp dir) for the transcript store's
+# suite, and pg_dump/pg_restore for its backup test. `make run` needs none of it (SQLite).
+TEST_APT_PACKAGES := postgresql
 
-.PHONY: install system-deps run up test test-slow lint bench clean
+.PHONY: install system-deps test-deps apt-install run up test test-slow lint bench clean
 
 install: $(STAMP)
 
@@ -22,7 +25,13 @@ $(STAMP): pyproject.toml
 
 # Installs the Debian packages that are missing, with apt-get, and says so.
 system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+
+test-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_APT_PACKAGES)"
+
+apt-install:
+	@missing=""; for p in $(PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -40,15 +49,15 @@ run: install
 up: install
 	$(VENV)/bin/speech-pipeline up
 
-test: install
+test: install test-deps
 	$(PY) -m pytest
 
-test-slow: install
+test-slow: install test-deps
 	$(PY) -m pytest -m slow
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy common gateway stt_worker translation_worker speech_client
+	$(VENV)/bin/mypy common gateway stt_worker translation_worker speech_client transcript_store
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

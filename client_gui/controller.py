@@ -13,13 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PyQt5.QtCore import QObject, Qt, pyqtSignal
-from PyQt5.QtWidgets import QApplication
+from PyQt5.QtWidgets import QApplication, QFileDialog
 
 from client_gui.audio_sources import AudioSource, DeviceInfo, DeviceSource, WavFileSource
 from client_gui.keystrokes import Typist
 from client_gui.main_window import MainWindow
 from client_gui.overlay import SubtitleOverlay
 from client_gui.stream_client import ClientOptions
+from client_gui.transcript_export import FILTERS, TRANSLATION_FILTERS, export_transcript, format_for
 from client_gui.typing_diff import Keystrokes, TypingBuffer, compose
 from client_gui.worker import StreamWorker
 from speech_client.protocol import Done, Final, Realtime, ServerMessage, Translation
@@ -78,6 +79,7 @@ class Controller(QObject):
         window.typing_button.clicked.connect(lambda: self.toggle(Mode.TYPING))
         window.subtitle_button.clicked.connect(lambda: self.toggle(Mode.SUBTITLES))
         window.source_language_combo.currentIndexChanged.connect(self._languages_changed)
+        window.save_button.clicked.connect(self._ask_where_to_save)
         window.target_language_combo.currentIndexChanged.connect(self._languages_changed)
 
     # Typist errors come from its thread; a signal hops them onto the GUI thread.
@@ -198,6 +200,31 @@ class Controller(QObject):
             self.window.typed_view.setPlainText(self.typing.text)
             if self.window.keystrokes_check.isChecked():
                 self._send_keys(keys)
+
+    # --- saving -------------------------------------------------------------------
+    def save_transcript(self, path: str | Path, *, translated: bool = False) -> Path:
+        """Write the session's finals (or translations) to ``path``; the suffix picks the format."""
+        target = Path(path)
+        text = export_transcript(self.finals, self.translations, format_for(target), translated=translated)
+        target.write_text(text, encoding="utf-8")
+        return target
+
+    def _ask_where_to_save(self) -> None:
+        filters = dict(FILTERS)
+        if self.translations:
+            filters.update(TRANSLATION_FILTERS)
+        path, chosen = QFileDialog.getSaveFileName(
+            self.window, "Save transcript", "transcript.srt", ";;".join(filters)
+        )
+        if not path:
+            return
+        fmt, translated = filters.get(chosen, (format_for(path), False))
+        if not Path(path).suffix:
+            path = f"{path}.{fmt}"
+        try:
+            self.save_transcript(path, translated=translated)
+        except OSError as exc:
+            self.window.show_error(f"Cannot save the transcript: {exc}")
 
     def _send_keys(self, keys: Keystrokes) -> None:
         if self._own_window_active():

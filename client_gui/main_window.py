@@ -102,7 +102,12 @@ class MainWindow(QMainWindow):
         root.addWidget(self.state_label)
         root.addWidget(self.error_label)
 
-        root.addWidget(QLabel("Transcript", central))
+        transcript_row = QHBoxLayout()
+        transcript_row.addWidget(QLabel("Transcript", central), 1)
+        self.save_button = QPushButton("Save transcript…", central)
+        self.save_button.setToolTip("Save the finals (or their translations) as text, SRT or WebVTT")
+        transcript_row.addWidget(self.save_button)
+        root.addLayout(transcript_row)
         self.transcript_view = QPlainTextEdit(central)
         self.transcript_view.setReadOnly(True)
         self.transcript_view.setMaximumBlockCount(500)

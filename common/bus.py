@@ -1,7 +1,8 @@
 """The Redis bus contract: every key name and every message schema, in one place.
 
 Streams carry jobs (``audio_jobs``, ``transcriptions``); a per-session pub/sub channel carries
-results back to whichever gateway holds the session. Each message has a schema version ``v``
+results back to whichever gateway holds the session; ``transcripts`` carries every delivered
+final, translation and session owner to the transcript store. Each message has a schema version ``v``
 and the ids that make redelivery harmless (``segment_id`` names an utterance; a partial also
 carries its ``partial_seq``). Decoding validates: a malformed entry raises
 :class:`MalformedMessage` with a message that says what is wrong, never a bare KeyError.
@@ -30,11 +31,18 @@ DEAD_LETTERS_MAXLEN = 10000
 DEAD_LETTERS_TTL_SECONDS: Final = 7 * 24 * 3600
 DEAD_LETTER_DROPPED_FIELDS: Final = frozenset({"audio"})
 DEAD_LETTER_MAX_FIELD_BYTES: Final = 4096
+# What the transcript store keeps: every delivered final, every translation, and each session's
+# owner. Capped so a stack run without a store cannot fill Redis; the store deletes what it
+# has committed, so the length is its backlog.
+TRANSCRIPTS = "transcripts"
+TRANSCRIPTS_MAXLEN = 100000
+STORE_GROUP = "transcript_store"
 
 # Service names used in heartbeats and consumer names.
 GATEWAY_SERVICE = "gateway"
 STT_SERVICE = "stt_worker"
 TRANSLATION_SERVICE = "translation_worker"
+STORE_SERVICE = "transcript_store"
 
 
 def results_channel(session_id: str) -> str:
@@ -204,6 +212,19 @@ class ErrorResult(_Message):
     message: str
 
 
+class SessionInfo(_Message):
+    """A session's owner and languages, for the transcript store (the gateway sends it when a
+    session starts, resumes or changes its config)."""
+
+    type: Literal["session"] = "session"
+    session_id: str = Field(min_length=1, max_length=128)
+    subject: str | None = Field(default=None, description="The token subject; None with auth off.")
+    source_language: str | None = None
+    target_language: str | None = None
+    created_at: float
+    gateway: str = ""
+
+
 Result = Annotated[
     PartialResult | FinalResult | TranslationResult | ErrorResult, Field(discriminator="type")
 ]
@@ -260,6 +281,29 @@ def decode_result(data: str | bytes) -> PartialResult | FinalResult | Translatio
         return _RESULT_ADAPTER.validate_json(data)
     except ValidationError as exc:
         raise MalformedMessage(f"result invalid: {_summary(exc)}") from None
+
+
+TranscriptRecord = FinalResult | TranslationResult | SessionInfo
+_TRANSCRIPT_ADAPTER: TypeAdapter[TranscriptRecord] = TypeAdapter(
+    Annotated[FinalResult | TranslationResult | SessionInfo, Field(discriminator="type")]
+)
+
+
+def encode_transcript(record: TranscriptRecord) -> dict[Any, Any]:
+    """Stream fields of a ``transcripts`` entry (no audio: only text, times and ids)."""
+    return {"meta": record.model_dump_json().encode()}
+
+
+def decode_transcript(fields: dict[Any, Any]) -> TranscriptRecord:
+    try:
+        return _TRANSCRIPT_ADAPTER.validate_json(_field(fields, "meta"))
+    except ValidationError as exc:
+        raise MalformedMessage(f"transcript entry invalid: {_summary(exc)}") from None
+
+
+def add_transcript(pipe: Any, record: TranscriptRecord) -> Any:
+    """Queue one record for the transcript store on a Redis client or pipeline (one XADD)."""
+    return pipe.xadd(TRANSCRIPTS, encode_transcript(record), maxlen=TRANSCRIPTS_MAXLEN, approximate=True)
 
 
 def _summary(exc: ValidationError) -> str:

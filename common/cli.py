@@ -2,7 +2,8 @@
 
 ``up`` runs the whole stack on this machine until Ctrl+C; ``demo`` runs it, streams the
 bundled demo speech through it with ``demos/demo_client.py``, prints the transcripts and
-figures, and stops it (this is ``make run``).
+figures, and stops it (this is ``make run``). ``backup PATH`` and ``restore PATH`` copy the
+transcript database (see transcript_store/backup.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from common.logs import setup_logging
 from common.runner import StackOptions, run_demo, run_stack
@@ -28,6 +30,7 @@ def _options(args: argparse.Namespace) -> StackOptions:
         gateway_health_port=args.gateway_health_port,
         stt_health_port=args.stt_health_port,
         translation_health_port=args.translation_health_port,
+        store_health_port=args.store_health_port,
         ready_timeout=args.ready_timeout,
     )
 
@@ -47,6 +50,23 @@ def _demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(_options(args), client_args))
 
 
+def _backup(args: argparse.Namespace) -> int:
+    """``backup PATH`` / ``restore PATH`` of the transcript database (DATABASE_URL, DATA_DIR)."""
+    from common.settings import DatabaseSettings
+    from transcript_store import backup
+    from transcript_store.db import database_url, redacted
+
+    url = database_url(DatabaseSettings())
+    try:
+        result = (backup.backup if args.command == "backup" else backup.restore)(url, args.path)
+    except backup.BackupError as exc:
+        print(f"speech-pipeline {args.command}: {exc}", file=sys.stderr)
+        return 1
+    verb = "backed up to" if args.command == "backup" else "restored from"
+    print(f"{redacted(url)} {verb} {result.path} ({result.kind}, {result.bytes} bytes)")
+    return 0
+
+
 def _add_stack_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stt-workers", type=int, default=1, metavar="N")
     parser.add_argument("--translation-workers", type=int, default=1, metavar="M")
@@ -56,6 +76,7 @@ def _add_stack_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gateway-health-port", type=int, default=8080, help="0 = any free port")
     parser.add_argument("--stt-health-port", type=int, default=8081, help="first STT worker; 0 = any")
     parser.add_argument("--translation-health-port", type=int, default=8082, help="first one; 0 = any")
+    parser.add_argument("--store-health-port", type=int, default=8083, help="transcript store; 0 = any")
     parser.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for /ready")
 
 
@@ -69,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stack_args(demo)
     demo.add_argument("client_args", nargs=argparse.REMAINDER, help="passed to demos/demo_client.py")
     demo.set_defaults(func=_demo)
+    for name, what in (("backup", "copy the transcript database to PATH"),
+                       ("restore", "replace the transcript database with the backup at PATH (stop the store first)")):
+        command = sub.add_parser(name, help=what)
+        command.add_argument("path", type=Path)
+        command.set_defaults(func=_backup)
     add_token_command(sub)
     return parser
 

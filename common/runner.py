@@ -1,7 +1,7 @@
 """``speech-pipeline up``: the whole stack on one machine, as supervised child processes.
 
 Starts Redis (the embedded server on a free loopback port unless a URL is given), one
-gateway, N STT workers and M translation workers, each as ``python -m <service>`` with its
+gateway, N STT workers, M translation workers and the transcript store, each as ``python -m <service>`` with its
 own ports in its environment. Waits for every ``/ready``, prints where to connect, restarts a
 child that dies (exponential backoff, a log line each time), and on SIGINT/SIGTERM stops the
 gateway first (clients are told), then the workers, then Redis: graceful first, SIGKILL for
@@ -61,6 +61,7 @@ class StackOptions:
     gateway_health_port: int = 8080
     stt_health_port: int = 8081
     translation_health_port: int = 8082
+    store_health_port: int = 8083
     ready_timeout: float = 180.0
     stop_timeout: float = 12.0
 
@@ -89,6 +90,9 @@ def plan(options: StackOptions, redis_url: str) -> list[ChildSpec]:
         specs.append(
             ChildSpec(f"translation_worker-{i}", "translation_worker", port, {**common, "WORKER_INDEX": str(i)}, 1)
         )
+    # The transcript store (SQLite in DATA_DIR unless DATABASE_URL says otherwise); it stops
+    # last, after the workers, so it commits what they published while stopping.
+    specs.append(ChildSpec("transcript_store", "transcript_store", _port(options.store_health_port, 0), common, 2))
     return specs
 
 
@@ -296,5 +300,5 @@ async def run_demo(options: StackOptions, client_args: list[str]) -> int:
             await proc.wait()
         return proc.returncode or 0
 
-    print("starting the pipeline (Redis, gateway, STT worker, translation worker)...", flush=True)
+    print("starting the pipeline (Redis, gateway, STT worker, translation worker, transcript store)...", flush=True)
     return await _with_stack(options, demo)

@@ -71,11 +71,9 @@ class CommonSettings(SecuritySettings):
         return level
 
 
-class WorkerSettings(CommonSettings):
-    """What both stream-consuming workers share: batching and reliable consumption."""
+class ConsumerSettings(CommonSettings):
+    """What every reliable stream consumer shares (the workers and the transcript store)."""
 
-    device: Device = Field(default="auto", description="auto (CUDA when present), cuda or cpu.")
-    max_batch_size: int = Field(default=8, ge=1, le=64, description="Jobs per batched inference.")
     batch_timeout_ms: int = Field(
         default=5,
         ge=0,
@@ -92,7 +90,32 @@ class WorkerSettings(CommonSettings):
     worker_index: int = Field(default=0, ge=0, description="Index in the consumer name host-N.")
 
 
-class GatewaySettings(CommonSettings):
+class WorkerSettings(ConsumerSettings):
+    """What both model workers share: the device and batched inference."""
+
+    device: Device = Field(default="auto", description="auto (CUDA when present), cuda or cpu.")
+    max_batch_size: int = Field(default=8, ge=1, le=64, description="Jobs per batched inference.")
+
+
+def default_data_dir() -> Path:
+    """Where the embedded SQLite transcript database lives unless DATA_DIR says otherwise."""
+    return Path.home() / ".local" / "share" / "speech-pipeline"
+
+
+class DatabaseSettings(CommonSettings):
+    """The transcript database: the store writes it, the gateway's REST routes read it."""
+
+    database_url: SecretStr = Field(
+        default=SecretStr(""),
+        description="postgresql://user:password@host:port/db for PostgreSQL; empty: SQLite "
+        "transcripts.db in DATA_DIR (sqlite:///path also accepted).",
+    )
+    data_dir: Path = Field(
+        default_factory=default_data_dir, description="Directory of the embedded SQLite database."
+    )
+
+
+class GatewaySettings(DatabaseSettings):
     """The WebSocket gateway."""
 
     gateway_port: int = Field(default=5026, ge=0, le=65535, description="WebSocket port.")
@@ -230,4 +253,19 @@ class TranslationSettings(WorkerSettings):
     )
     translation_max_loaded_pairs: int = Field(
         default=4, ge=1, description="opus-mt pair models kept loaded (LRU)."
+    )
+
+
+class StoreSettings(ConsumerSettings, DatabaseSettings):
+    """The transcript store: consumes ``transcripts`` into the database."""
+
+    health_port: int = Field(default=8083, ge=0, le=65535, description="HTTP /health, /ready, /metrics.")
+    store_batch_size: int = Field(
+        default=200, ge=1, le=5000, description="Entries written to the database in one transaction."
+    )
+    transcript_retention_days: float = Field(
+        default=0, ge=0, description="Sessions idle longer than this many days are deleted; 0 keeps them."
+    )
+    retention_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often the store applies TRANSCRIPT_RETENTION_DAYS."
     )

@@ -25,14 +25,14 @@ from common.heartbeat import Heartbeat
 from common.lifecycle import Service
 from common.redis_conn import connect_with
 from common.security_settings import prepare_listeners
-from common.settings import WorkerSettings
+from common.settings import ConsumerSettings, WorkerSettings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-def consumer_name(settings: WorkerSettings) -> str:
+def consumer_name(settings: ConsumerSettings) -> str:
     """Stable per host and index, so a restarted worker finds its own pending entries."""
     return f"{settings.instance_name}-{settings.worker_index}"
 

@@ -12,7 +12,8 @@ waves of ``--clients`` concurrent sessions, one wave after the other.
 It prints a table (latency from end of speech to final, p50/p95/max, and the other
 latencies explained in :mod:`demos.metrics`; throughput; success rate with WER beside it;
 finals per worker; errors by code), optionally writes the same figures as JSON
-(``--json``), and exits 1 unless every session succeeded. The token (``--token`` or the
+(``--json``), and exits 1 unless every session succeeded. ``--fetch-srt`` then fetches each
+session's SRT from the transcript REST API and checks it against what was received live. The token (``--token`` or the
 ``DEMO_TOKEN`` environment variable) is sent as ``Authorization: Bearer`` and never printed.
 """
 
@@ -185,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--show-transcripts", action="store_true", help="print finals and translations as they arrive"
     )
+    parser.add_argument(
+        "--fetch-srt", action="store_true",
+        help="after the run, fetch each session's SRT from the transcript REST API and check it against "
+        "the finals received live",
+    )
+    parser.add_argument("--srt-dir", type=Path, default=None, help="with --fetch-srt: save the SRT files here")
     parser.add_argument("--log-level", default="WARNING")
     return parser
 
@@ -268,7 +275,16 @@ def main(argv: list[str] | None = None) -> int:
     print(format_report(report, heading(options)))
     if args.json is not None:
         args.json.write_text(json.dumps(report_json(report, options), indent=2) + "\n")
-    return 0 if report.success_rate == 1.0 else 1
+    srt_ok = True
+    if args.fetch_srt:
+        from demos.srt_check import check_all, format_checks, save_srts
+
+        checks = asyncio.run(check_all(options.session.url, records, options.session.token))
+        if args.srt_dir is not None:
+            save_srts(checks, args.srt_dir)
+        print(format_checks(checks))
+        srt_ok = all(c.ok for c in checks)
+    return 0 if report.success_rate == 1.0 and srt_ok else 1
 
 
 if __name__ == "__main__":

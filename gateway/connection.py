@@ -493,7 +493,16 @@ class Connection:
         if wants_translation:
             assert self.config.target_language is not None
             self._spawn(self._queue_translation(result, self.config.target_language))
-        self._deliver(result.model_copy(update={"speculative": False, "translation_expected": wants_translation}))
+        confirmed = result.model_copy(update={"speculative": False, "translation_expected": wants_translation})
+        self._spawn(self._store_confirmed(confirmed))
+        self._deliver(confirmed)
+
+    async def _store_confirmed(self, result: bus.FinalResult) -> None:
+        """The STT worker stores the finals it is sure of; an early one only the gateway can confirm."""
+        try:
+            await bus.add_transcript(self.ctx.redis, result)
+        except RETRYABLE as exc:
+            log.warning("could not queue %s for the transcript store: %s", result.segment_id, exc)
 
     async def _queue_translation(self, result: bus.FinalResult, target: str) -> None:
         job = bus.TranscriptionJob(
@@ -696,6 +705,12 @@ class Connection:
             next_utterance=self.next_utterance,
             gateway=self.ctx.name, last_final=self.last_final,
         )
+        # The transcript store learns the session's owner from this (no audio, no token).
+        await bus.add_transcript(self.ctx.redis, bus.SessionInfo(
+            session_id=self.session_id, subject=self.lease.subject if self.lease else None,
+            source_language=self.config.source_language, target_language=self.config.target_language,
+            created_at=time.time(), gateway=self.ctx.name,
+        ))
 
     async def going_away(self) -> None:
         """The gateway is stopping: tell the client so it reconnects elsewhere and resumes."""

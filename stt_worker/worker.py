@@ -195,6 +195,8 @@ class SttWorker(StreamWorker[Job]):
             speculative=job.speculative,
         )
         pipe.publish(channel, bus.encode_result(final))
+        if not job.speculative:  # an early final is stored by the gateway once it is confirmed
+            bus.add_transcript(pipe, final)
         if wants_translation:
             assert job.target_language is not None
             pipe.xadd(

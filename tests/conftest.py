@@ -48,6 +48,8 @@ class LocalStack:
     translation_health: str
     redis_url: str
     pid: int
+    store_health: str = ""
+    data_dir: str = ""
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +61,9 @@ def tiny_translation_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def local_stack(redis_server: EmbeddedRedis, tiny_translation_model: Path) -> Iterator[LocalStack]:
+def local_stack(
+    redis_server: EmbeddedRedis, tiny_translation_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalStack]:
     """The whole pipeline (gateway, STT worker with tiny.en, translation worker) as processes.
 
     It runs ``python -m common.cli up`` exactly as a user would, against the session's Redis,
@@ -70,9 +74,11 @@ def local_stack(redis_server: EmbeddedRedis, tiny_translation_model: Path) -> It
     import time
     import urllib.request
 
-    ports = {name: free_port() for name in ("ws", "gw", "stt", "tr")}
+    ports = {name: free_port() for name in ("ws", "gw", "stt", "tr", "store")}
+    data_dir = tmp_path_factory.mktemp("stack-data")
     env = {
         **os.environ,
+        "DATA_DIR": str(data_dir),
         "MODEL_SIZE": os.environ.get("TEST_MODEL_SIZE", "tiny.en"),
         "BEAM_SIZE": "1",
         "SILENCE_THRESHOLD_SECONDS": "0.8",
@@ -88,6 +94,7 @@ def local_stack(redis_server: EmbeddedRedis, tiny_translation_model: Path) -> It
         "--gateway-health-port", str(ports["gw"]),
         "--stt-health-port", str(ports["stt"]),
         "--translation-health-port", str(ports["tr"]),
+        "--store-health-port", str(ports["store"]),
     ]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
     stack = LocalStack(
@@ -97,6 +104,8 @@ def local_stack(redis_server: EmbeddedRedis, tiny_translation_model: Path) -> It
         translation_health=f"http://127.0.0.1:{ports['tr']}",
         redis_url=redis_server.url,
         pid=proc.pid,
+        store_health=f"http://127.0.0.1:{ports['store']}",
+        data_dir=str(data_dir),
     )
     deadline = time.monotonic() + 180
     try:

@@ -131,6 +131,8 @@ class TranslationWorker(StreamWorker[bus.TranscriptionJob]):
                         message=outcome.error_message or "translation failed",
                     )
                 pipe.publish(channel, bus.encode_result(result))
+                if isinstance(result, bus.TranslationResult):
+                    bus.add_transcript(pipe, result)
             await pipe.execute()
         self._update_health()
         return [e.id for e in entries]

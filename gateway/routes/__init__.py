@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from gateway.routes import openai_audio
+from gateway.routes import openai_audio, transcripts
 
 FEATURES: tuple[Callable[[web.Application], None], ...] = (
     openai_audio.setup,
+    transcripts.setup,
 )

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from aiohttp import BodyPartReader, web
 
 from common import bus
-from common.subtitles import Cue, to_srt, to_text, to_vtt
+from common.subtitles import Cue, to_srt, to_txt, to_vtt
 from gateway.audio_decode import AudioTooLong, UnreadableAudio, decode_to_pcm16k
 from gateway.http_app import CTX, OPENAPI_PATHS, client_ip
 from gateway.http_auth import request_subject
@@ -130,7 +130,7 @@ def _response(form: AudioForm, task: str, duration: float, finals: list[bus.Fina
     text = " ".join(c.text for c in cues if c.text)
     fmt = form.response_format
     if fmt == "text":
-        return web.Response(text=to_text([Cue(0, duration, text)]), content_type="text/plain")
+        return web.Response(text=to_txt([Cue(0, duration, text)]), content_type="text/plain")
     if fmt == "srt":
         return web.Response(text=to_srt(cues), content_type="application/x-subrip")
     if fmt == "vtt":

@@ -40,12 +40,12 @@ def wait(cond, timeout: float) -> None:  # type: ignore[no-untyped-def]
         time.sleep(0.2)
 
 
-def test_up_restarts_a_dead_child_and_stops_within_15s() -> None:
-    ports = [free_port() for _ in range(4)]
-    ws, gw, stt, tr = ports
-    env = {**os.environ, "MODEL_SIZE": "tiny.en", "LOG_LEVEL": "WARNING"}
+def test_up_restarts_a_dead_child_and_stops_within_15s(tmp_path: Path) -> None:
+    ports = [free_port() for _ in range(5)]
+    ws, gw, stt, tr, store = ports
+    env = {**os.environ, "MODEL_SIZE": "tiny.en", "LOG_LEVEL": "WARNING", "DATA_DIR": str(tmp_path)}
     cmd = [sys.executable, "-m", "common.cli", "up", "--gateway-port", str(ws), "--gateway-health-port", str(gw),
-           "--stt-health-port", str(stt), "--translation-health-port", str(tr)]
+           "--stt-health-port", str(stt), "--translation-health-port", str(tr), "--store-health-port", str(store)]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         started = time.monotonic()
@@ -56,10 +56,10 @@ def test_up_restarts_a_dead_child_and_stops_within_15s() -> None:
             assert line, "speech-pipeline up exited"
             out += line
         assert f"ws://127.0.0.1:{ws}/" in out
-        assert ready(gw) and ready(stt)
+        assert ready(gw) and ready(stt) and ready(store)
         print(f"\nup -> every service ready in {time.monotonic() - started:.1f}s")
         children = psutil.Process(proc.pid).children()
-        assert len(children) == 4  # redis, gateway, STT worker, translation worker
+        assert len(children) == 5  # redis, gateway, STT worker, translation worker, transcript store
         stt_child = next(c for c in children if "stt_worker" in " ".join(c.cmdline()))
         stt_child.kill()  # SIGKILL: the runner must notice and restart it
         wait(lambda: not ready(stt), 10)

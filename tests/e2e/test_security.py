@@ -54,12 +54,12 @@ async def status_of(url: str, **kwargs: object) -> int:
 
 def test_auth_on_the_local_stack(tmp_path: Path) -> None:
     log_path = tmp_path / "stack.log"
-    ports = {k: free_port() for k in ("ws", "gw", "stt", "tr")}
+    ports = {k: free_port() for k in ("ws", "gw", "stt", "tr", "store")}
     env = {**os.environ, "JWT_SECRET": SECRET, "METRICS_TOKEN": METRICS_TOKEN, "MODEL_SIZE": "tiny.en",
-           "BEAM_SIZE": "1", "SILENCE_THRESHOLD_SECONDS": "0.8", "LOG_LEVEL": "DEBUG"}
+           "BEAM_SIZE": "1", "SILENCE_THRESHOLD_SECONDS": "0.8", "LOG_LEVEL": "DEBUG", "DATA_DIR": str(tmp_path)}
     cmd = [sys.executable, "-m", "common.cli", "up", "--gateway-port", str(ports["ws"]),
            "--gateway-health-port", str(ports["gw"]), "--stt-health-port", str(ports["stt"]),
-           "--translation-health-port", str(ports["tr"])]
+           "--translation-health-port", str(ports["tr"]), "--store-health-port", str(ports["store"])]
     with log_path.open("w") as log:
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"ws://127.0.0.1:{ports['ws']}/"

@@ -1,29 +1,40 @@
-"""SRT, WebVTT and plain text from timed cues."""
+"""The one SRT / WebVTT / text writer (REST export and the GUI's Save transcript)."""
 
 from __future__ import annotations
 
-from common.subtitles import Cue, to_srt, to_text, to_vtt
+from hypothesis import given
+from hypothesis import strategies as st
 
-CUES = [Cue(0.5, 2.25, "Hello there."), Cue(3.0, 3.0, "  "), Cue(3661.0015, 3662.5, "One\nhour  in.")]
+from common.subtitles import Cue, parse_srt, render, srt_time, to_srt, to_txt, to_vtt, vtt_time
 
 
-def test_srt_numbers_cues_and_uses_commas() -> None:
-    assert to_srt(CUES) == (
-        "1\n00:00:00,500 --> 00:00:02,250\nHello there.\n\n"
-        "2\n01:01:01,002 --> 01:01:02,500\nOne hour in.\n"
+def test_timestamps() -> None:
+    assert srt_time(0) == "00:00:00,000"
+    assert srt_time(3723.4567) == "01:02:03,457"
+    assert vtt_time(59.9996) == "00:01:00.000"
+    assert srt_time(-1.0) == "00:00:00,000"
+
+
+def test_formats_skip_empty_cues_and_number_the_rest() -> None:
+    cues = [Cue(0.0, 1.2, "Hello there."), Cue(1.5, 2.0, "   "), Cue(2.5, 4.0, "Two\n\nlines --> here")]
+    assert to_txt(cues) == "Hello there.\nTwo lines --> here\n"
+    assert to_srt(cues) == (
+        "1\n00:00:00,000 --> 00:00:01,200\nHello there.\n\n"
+        "2\n00:00:02,500 --> 00:00:04,000\nTwo lines --> here\n"
     )
-
-
-def test_vtt_has_its_header_and_dots() -> None:
-    assert to_vtt(CUES) == (
-        "WEBVTT\n\n00:00:00.500 --> 00:00:02.250\nHello there.\n\n01:01:01.002 --> 01:01:02.500\nOne hour in.\n"
+    assert to_vtt(cues) == (
+        "WEBVTT\n\n1\n00:00:00.000 --> 00:00:01.200\nHello there.\n\n"
+        "2\n00:00:02.500 --> 00:00:04.000\nTwo lines -> here\n"
     )
+    assert render([], "srt") == "" and render([], "vtt") == "WEBVTT\n\n"
 
 
-def test_text_is_one_line_per_cue_and_empty_stays_empty() -> None:
-    assert to_text(CUES) == "Hello there.\nOne hour in.\n"
-    assert to_text([]) == "" and to_srt([]) == "" and to_vtt([]) == "WEBVTT\n\n"
-
-
-def test_an_end_before_its_start_is_clamped() -> None:
-    assert "00:00:02,000 --> 00:00:02,000" in to_srt([Cue(2.0, 1.0, "x")])
+@given(st.lists(st.tuples(st.floats(0, 36000), st.floats(0, 30), st.text(min_size=1).filter(str.strip)),
+                max_size=20))
+def test_srt_round_trips(items: list[tuple[float, float, str]]) -> None:
+    cues = [Cue(start, start + length, text) for start, length, text in items]
+    back = parse_srt(to_srt(cues))
+    assert [c.text for c in back] == [" ".join(c.text.split()) for c in cues]
+    for original, parsed in zip(cues, back, strict=True):
+        assert abs(parsed.start - original.start) <= 0.0005 + 1e-9
+        assert abs(parsed.end - original.end) <= 0.0005 + 1e-9

@@ -31,6 +31,7 @@ SERVICE_SETTINGS: dict[str, str] = {
     "gateway": "GatewaySettings",
     "stt_worker": "SttSettings",
     "translation_worker": "TranslationSettings",
+    "transcript_store": "StoreSettings",
 }
 
 #: Variables docker-compose requires from .env (`${NAME:?message}`), with the dummy values the

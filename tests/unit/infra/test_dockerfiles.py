@@ -24,6 +24,7 @@ SERVICES: dict[str, tuple[str, set[str]]] = {
     "gateway": ("8080", {"5026", "8080"}),
     "stt_worker": ("8081", {"8081"}),
     "translation_worker": ("8082", {"8082"}),
+    "transcript_store": ("8083", {"8083"}),
 }
 BUILD_TOOLS = re.compile(r"\b(apt-get|apk|gcc|g\+\+|build-essential|make)\b")
 
@@ -85,7 +86,7 @@ def test_multi_stage_slim_python_base(service: str, paths: Any) -> None:
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_final_image_runs_as_non_root_without_build_tools(service: str, paths: Any) -> None:
     commands = _parse(paths, service)
-    for variant in ("cpu", "cuda") if service != "gateway" else ("cpu",):
+    for variant in ("cpu", "cuda") if service in ("stt_worker", "translation_worker") else ("cpu",):
         final = _final_stage(commands, variant)
         [user] = [c for c in final if c.cmd == "USER"]
         uid = user.value[0].split(":")[0]

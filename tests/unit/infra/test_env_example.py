@@ -14,9 +14,9 @@ from pydantic_settings import BaseSettings
 
 # Set per Deployment (they differ per service or carry the Redis password) instead of in
 # the shared ConfigMap.
-K8S_PER_DEPLOYMENT = {"HOST", "REDIS_URL", "HEALTH_PORT", "GATEWAY_PORT", "TRUSTED_PROXIES"}
+K8S_PER_DEPLOYMENT = {"HOST", "REDIS_URL", "HEALTH_PORT", "GATEWAY_PORT", "TRUSTED_PROXIES", "DATABASE_URL"}
 # Environment variables a Deployment sets that no service reads: inputs to other variables.
-K8S_HELPER_VARIABLES = {"REDIS_PASSWORD"}
+K8S_HELPER_VARIABLES = {"REDIS_PASSWORD", "POSTGRES_PASSWORD"}
 
 
 def test_every_setting_a_service_reads_is_in_env_example(
@@ -35,7 +35,7 @@ def test_env_example_names_only_settings_a_service_reads(
     assert not unknown, f"infra/env.example documents settings no service reads: {unknown}"
 
 
-@pytest.mark.parametrize("service", ["gateway", "stt_worker", "translation_worker"])
+@pytest.mark.parametrize("service", ["gateway", "stt_worker", "translation_worker", "transcript_store"])
 def test_env_example_values_are_valid_for_each_service(
     service: str,
     env_example: Any,
@@ -133,7 +133,8 @@ def test_k8s_configmap_matches_env_example(
 def test_k8s_deployments_set_only_settings_their_service_reads(
     k8s_objects: list[dict[str, Any]], service_env_names: dict[str, dict[str, str]],
 ) -> None:
-    modules = {"gateway": "gateway", "stt-worker": "stt_worker", "translation-worker": "translation_worker"}
+    modules = {"gateway": "gateway", "stt-worker": "stt_worker", "translation-worker": "translation_worker",
+               "transcript-store": "transcript_store"}
     deployments = {o["metadata"]["name"]: o for o in k8s_objects if o["kind"] == "Deployment"}
     assert set(deployments) == set(modules)
     for name, deployment in deployments.items():

@@ -33,7 +33,7 @@ CRD_SCHEMAS = {
 }
 #: Deployment name -> (Python module it runs, settings class default for HEALTH_PORT).
 DEPLOYMENTS = {"gateway": ("gateway", 8080), "stt-worker": ("stt_worker", 8081),
-               "translation-worker": ("translation_worker", 8082)}
+               "translation-worker": ("translation_worker", 8082), "transcript-store": ("transcript_store", 8083)}
 _WARN = re.compile(r"^WARN .* Couldn't find schema for kind (\S+) with api version (\S+) ")
 
 

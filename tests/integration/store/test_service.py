@@ -1,0 +1,163 @@
+"""The store service on a real Redis and each database: consumes, commits, acknowledges; a
+malformed entry goes to dead letters; killed with SIGKILL mid-stream it loses nothing and
+duplicates nothing (rows counted)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from common import bus
+from common.compat import timeout
+from common.embedded_redis import EmbeddedRedis, free_port
+from common.settings import StoreSettings
+from tests.integration.store.records import final, session, translation
+from transcript_store.db import engine_from_settings
+from transcript_store.schema import segments, sessions, translations
+from transcript_store.service import TranscriptStoreService
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+async def _count(engine: AsyncEngine, table: sa.Table) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
+
+
+async def _drained(redis: aioredis.Redis) -> bool:
+    pending: Any = await redis.xpending(bus.TRANSCRIPTS, bus.STORE_GROUP)
+    return int(await redis.xlen(bus.TRANSCRIPTS)) == 0 and int(pending["pending"]) == 0
+
+
+@pytest.fixture
+async def running_store(
+    store_settings: StoreSettings, redis_server: EmbeddedRedis, redis_client: aioredis.Redis
+) -> AsyncIterator[TranscriptStoreService]:
+    settings = store_settings.model_copy(update={
+        "redis_url": store_settings.redis_url.__class__(redis_server.url), "health_port": 0,
+        "claim_idle_ms": 500, "max_deliveries": 2, "instance_name": "store-test",
+    })
+    service = TranscriptStoreService(settings)
+    await service.startup()
+    loop = asyncio.create_task(service.main_loop())
+    try:
+        yield service
+    finally:
+        service.request_stop()
+        await asyncio.wait_for(loop, 30)
+        await service.shutdown()
+
+
+async def test_the_store_writes_what_the_stream_carries_and_acknowledges_it(
+    running_store: TranscriptStoreService, redis_client: aioredis.Redis
+) -> None:
+    records: list[bus.TranscriptRecord] = [session("s1", "alice")]
+    records += [final("s1", i) for i in range(20)] + [translation("s1", i) for i in range(20)]
+    async with redis_client.pipeline(transaction=False) as pipe:
+        for record in records:
+            bus.add_transcript(pipe, record)
+        # A redelivered copy (a worker that died after its XADD, before its XACK) is harmless.
+        bus.add_transcript(pipe, final("s1", 3))
+        await pipe.execute()
+    # A malformed entry is dead-lettered with the reason, and does not stop the rest.
+    await redis_client.xadd(bus.TRANSCRIPTS, {"meta": b'{"type": "final", "v": 1}'})
+    engine = running_store.engine
+    assert engine is not None
+    async with timeout(60):
+        while not await _drained(redis_client):
+            await asyncio.sleep(0.05)
+    assert await _count(engine, segments) == 20
+    assert await _count(engine, translations) == 20
+    assert await _count(engine, sessions) == 1
+    assert running_store.written.duplicates == 1
+    dead = await redis_client.xrange(bus.DEAD_LETTERS)
+    assert len(dead) == 1 and dead[0][1][b"reason"].startswith(b"malformed: transcript entry invalid")
+
+
+async def _produce(redis: aioredis.Redis, records: list[bus.TranscriptRecord], chunk: int = 50) -> None:
+    for at in range(0, len(records), chunk):
+        async with redis.pipeline(transaction=False) as pipe:
+            for record in records[at:at + chunk]:
+                bus.add_transcript(pipe, record)
+            await pipe.execute()
+        await asyncio.sleep(0.01)  # a stream, not one burst: the kill lands mid-way
+
+
+def _start_store(store_settings: StoreSettings, redis_url: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url, "DATABASE_URL": store_settings.database_url.get_secret_value(),
+        "DATA_DIR": str(store_settings.data_dir), "HEALTH_PORT": str(free_port()),
+        "INSTANCE_NAME": "store-kill-test", "STORE_BATCH_SIZE": "25", "CLAIM_IDLE_MS": "1000",
+        "LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen([sys.executable, "-m", "transcript_store"], env=env, cwd=ROOT)
+
+
+async def test_a_store_killed_mid_stream_loses_nothing_and_duplicates_nothing(
+    store_settings: StoreSettings, redis_server: EmbeddedRedis, redis_client: aioredis.Redis
+) -> None:
+    sessions_n, finals_n = 40, 25
+    records: list[bus.TranscriptRecord] = []
+    for s in range(sessions_n):
+        records.append(session(f"k{s}", f"user{s % 3}"))
+    for i in range(finals_n):
+        for s in range(sessions_n):
+            records += [final(f"k{s}", i), translation(f"k{s}", i)]
+    expected_segments = sessions_n * finals_n
+    engine = engine_from_settings(store_settings)
+    proc = _start_store(store_settings, redis_server.url)
+    producer = asyncio.create_task(_produce(redis_client, records))
+    try:
+        async with timeout(120):
+            # Kill it once it has committed part of the stream, while the producer still sends.
+            while True:
+                with_rows = await _count(engine, segments) if await _has_schema(engine) else 0
+                if with_rows >= expected_segments // 10:
+                    break
+                assert proc.poll() is None, "the store exited"
+                await asyncio.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        killed_at = await _count(engine, segments)
+        assert killed_at < expected_segments, "the kill came too late to be mid-stream"
+        await producer
+        proc = _start_store(store_settings, redis_server.url)
+        async with timeout(180):
+            while not await _drained(redis_client):
+                assert proc.poll() is None, "the restarted store exited"
+                await asyncio.sleep(0.1)
+        assert await _count(engine, segments) == expected_segments
+        assert await _count(engine, translations) == expected_segments
+        assert await _count(engine, sessions) == sessions_n
+        async with engine.connect() as connection:
+            stored = set((await connection.execute(sa.select(segments.c.session_id, segments.c.utterance_index))).all())
+            owners = dict((await connection.execute(sa.select(sessions.c.session_id, sessions.c.subject))).all())
+        assert stored == {(f"k{s}", i) for s in range(sessions_n) for i in range(finals_n)}
+        assert owners == {f"k{s}": f"user{s % 3}" for s in range(sessions_n)}
+        assert not await redis_client.xrange(bus.DEAD_LETTERS)
+    finally:
+        producer.cancel()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        await engine.dispose()
+
+
+async def _has_schema(engine: AsyncEngine) -> bool:
+    async with engine.connect() as connection:
+        return bool(await connection.run_sync(lambda c: sa.inspect(c).has_table("segments")))
