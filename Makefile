@@ -8,8 +8,12 @@ STAMP := $(VENV)/.installed
 # (offline validation of the compose file), Xvfb and the xcb libraries (GUI screenshots).
 APT_PACKAGES := espeak-ng libportaudio2 docker-compose xvfb xcompmgr libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-xinerama0 libxcb-image0 libxcb-render-util0 libxkbcommon-x11-0 xdotool xclip haproxy
+# Debian packages only the tests need (not `make run`): Chromium and its WebDriver, for the web
+# page's browser test.
+TEST_APT_PACKAGES := chromium chromium-driver
+APT_SELECTION ?= $(APT_PACKAGES)
 
-.PHONY: install system-deps run up test test-slow lint bench clean
+.PHONY: install system-deps test-system-deps run up test test-slow lint bench clean
 
 install: $(STAMP)
 
@@ -22,15 +26,18 @@ $(STAMP): pyproject.toml
 
 # Installs the Debian packages that are missing, with apt-get, and says so.
 system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
+	@missing=""; for p in $(APT_SELECTION); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null \
-			|| { echo "could not install:$$missing (the GUI, test speech or compose validation may be skipped)"; }; \
+			|| { echo "could not install:$$missing (the GUI, test speech, compose validation or the browser test may be skipped)"; }; \
 	fi
+
+test-system-deps:
+	@$(MAKE) --no-print-directory system-deps APT_SELECTION="$(TEST_APT_PACKAGES)"
 
 # The whole pipeline on embedded defaults, then the demo client against it.
 run: install
@@ -40,10 +47,10 @@ run: install
 up: install
 	$(VENV)/bin/speech-pipeline up
 
-test: install
+test: install test-system-deps
 	$(PY) -m pytest
 
-test-slow: install
+test-slow: install test-system-deps
 	$(PY) -m pytest -m slow
 
 lint: install
