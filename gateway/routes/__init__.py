@@ -10,4 +10,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-FEATURES: tuple[Callable[[web.Application], None], ...] = ()
+from gateway.routes import page
+
+FEATURES: tuple[Callable[[web.Application], None], ...] = (
+    page.setup,  # GET / (the web page) and /static/<build>/...
+)

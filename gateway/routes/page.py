@@ -22,6 +22,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.http_app import INDEX
+
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 INDEX_FILE = "index.html"
 ASSET_PREFIX = "/static"
@@ -153,6 +155,4 @@ def add_routes(app: web.Application, site: Site | None = None) -> PageHandlers:
 
 def setup(app: web.Application) -> None:
     """Feature entry point (gateway/routes FEATURES): the page at ``GET /`` and its assets."""
-    from gateway.http_app import INDEX
-
     app[INDEX] = add_routes(app).index
