@@ -3,7 +3,7 @@
 // Instrumentation for tests and the closing figures: <body> carries data-onset-ms (the
 // performance.now() at which the first non-silent audio chunk was sent), data-first-partial-ms
 // (when the first `realtime` message arrived) and data-onset-to-partial-ms (the difference),
-// plus data-chunks-sent and data-session-id.
+// plus data-chunks-sent, data-session-id and data-device-rate (the rate resampled from).
 
 import { CaptureError, TARGET_RATE, startCapture } from "./capture.js";
 import { GatewayClient, gatewayUrl } from "./connection.js";
@@ -34,6 +34,7 @@ const transcript = new Transcript();
 let client = null;
 let capture = null;
 let busy = false; // start or stop in progress
+let wantsToken = false; // the gateway asked for a (new) token
 let turnElement = null;
 const finalElements = new Map(); // segment id -> { text, translation } elements
 const timing = { onset: null, firstPartial: null, chunks: 0 };
@@ -67,6 +68,11 @@ function setStatus(state, text) {
 
 function showError(text) {
   ui.errors.textContent = text;
+}
+
+function addError(text) {
+  // After the gateway's own error message, the close that follows it adds to it.
+  ui.errors.textContent = ui.errors.textContent ? `${ui.errors.textContent} ${text}` : text;
 }
 
 function setRunning(running) {
@@ -175,7 +181,7 @@ function onMessage(msg) {
     }
     case "error":
       showError(ERROR_HELP[msg.code] ? `${ERROR_HELP[msg.code]} (${msg.code})` : `${msg.message} (${msg.code})`);
-      if (msg.code in ERROR_HELP) ui.token.focus();
+      if (msg.code in ERROR_HELP) wantsToken = true; // focused once the field is enabled again
       break;
     case "done":
       setStatus("stopped", "Finished");
@@ -219,7 +225,7 @@ async function start() {
   const session = new GatewayClient(
     gatewayUrl(window.location),
     { token: ui.token.value.trim(), config: selectedConfig(), sampleRate: TARGET_RATE },
-    { onState: (state, detail) => onState(session, state, detail), onMessage, onError: showError },
+    { onState: (state, detail) => onState(session, state, detail), onMessage, onError: addError },
   );
   client = session;
   try {
@@ -229,6 +235,7 @@ async function start() {
     showError(err instanceof CaptureError ? err.message : String(err));
     return;
   }
+  document.body.dataset.deviceRate = String(capture.deviceRate);
   setRunning(true);
   client.start();
 }
@@ -239,6 +246,10 @@ async function finishCapture() {
   client = null;
   setRunning(false);
   setVad(false);
+  if (wantsToken) {
+    wantsToken = false;
+    ui.token.focus();
+  }
   if (stopping) await stopping.stop();
 }
 

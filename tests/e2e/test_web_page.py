@@ -156,7 +156,7 @@ def test_page_and_assets_from_the_gateway_port(local_stack) -> None:
         assert headers[name] == value
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
     assert len(assets) == 3
-    js = [a for a in assets if a.endswith(".js")][0]
+    js = next(a for a in assets if a.endswith(".js"))
     base = page_url(local_stack).rstrip("/")
     for path in [*assets, js.replace("app.js", "capture-worklet.js"), js.replace("app.js", "transcript.js")]:
         with urllib.request.urlopen(base + path, timeout=5) as r:
@@ -176,8 +176,17 @@ def test_microphone_to_transcript_and_exports(local_stack, browser) -> None:
     assert by_id(browser, "status").text == "Not connected"
     by_id(browser, "start").click()
     wait_for("connected", lambda: "Connected" in by_id(browser, "status").text, 20)
-    # The clip has three utterances; Chromium loops it, so stop once three finals are in.
+    # The clip has three utterances and Chromium loops it: after three finals, the partial of
+    # the next pass (grey, in place) is on screen for the screenshots; then stop.
     wait_for("three finals", lambda: len(finals(browser)) >= 3, 90)
+    wait_for("a partial", lambda: by_id(browser, "partial").text.strip(), 30)
+    shots = Path(os.environ.get("WEB_SCREENSHOT_DIR") or browser.downloads.parent)
+    shots.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(shots / "page-desktop.png"))
+    browser.set_window_size(360, 780)
+    wait_for("the phone layout", lambda: browser.execute_script("return window.innerWidth") <= 360, 5)
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 360  # no sideways scroll
+    assert browser.save_screenshot(str(shots / "page-phone.png"))
     by_id(browser, "start").click()
     wait_for("the session to end", lambda: by_id(browser, "status").get_attribute("data-state") == "stopped", 30)
 
@@ -188,6 +197,8 @@ def test_microphone_to_transcript_and_exports(local_stack, browser) -> None:
     assert jiwer.wer(truth, first_pass) <= 0.2, (truth, first_pass)
     assert normalise(shown) == normalise(" ".join(f["text"] for f in got))  # #transcript is the finals
     assert {f["language"] for f in got} == {"en"}  # the detected language, shown per final
+    # Chromium's audio runs at 44.1 or 48 kHz: the worklet's resampler made the 16 kHz stream.
+    assert int(browser.execute_script("return document.body.dataset.deviceRate")) in (44100, 48000)
     assert len({f["id"] for f in got}) == len(got)
     assert by_id(browser, "start").text == "Start"
 
@@ -216,13 +227,6 @@ def test_microphone_to_transcript_and_exports(local_stack, browser) -> None:
     assert [(a.replace(",", "."), b.replace(",", "."), t) for _, a, b, t in cues] == vtt_cues
 
     assert console_errors(browser) == []
-    shots = Path(os.environ.get("WEB_SCREENSHOT_DIR") or browser.downloads.parent)
-    shots.mkdir(parents=True, exist_ok=True)
-    assert browser.save_screenshot(str(shots / "page-desktop.png"))
-    browser.set_window_size(360, 780)
-    wait_for("the phone layout", lambda: browser.execute_script("return window.innerWidth") <= 360, 5)
-    assert browser.execute_script("return document.documentElement.scrollWidth") <= 360  # no sideways scroll
-    assert browser.save_screenshot(str(shots / "page-phone.png"))
 
 
 def test_target_language_changes_live(local_stack, browser) -> None:
@@ -289,3 +293,60 @@ def test_keyboard_only_and_labels(local_stack, browser) -> None:
     wait_for("capture by keyboard", lambda: by_id(browser, "start").get_attribute("aria-pressed") == "true", 20)
     ActionChains(browser).send_keys(Keys.ENTER).perform()
     wait_for("stopped by keyboard", lambda: by_id(browser, "start").get_attribute("aria-pressed") == "false", 20)
+
+
+def test_token_field_with_auth_on(redis_server, browser, tmp_path: Path) -> None:
+    """A gateway with JWT_SECRET: without a token the page says so; with one it connects."""
+    import signal
+    import subprocess
+    import sys
+
+    import jwt
+
+    from common.embedded_redis import free_port
+
+    secret = "web-page-" + "s" * 40
+    port, health = free_port(), free_port()
+    env = {**os.environ, "JWT_SECRET": secret, "REDIS_URL": redis_server.url, "GATEWAY_PORT": str(port),
+           "HEALTH_PORT": str(health), "AUTH_TIMEOUT_SECONDS": "5"}
+    log_path = tmp_path / "gateway.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway"], env=env, cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT)
+    try:
+        def ready() -> bool:
+            assert proc.poll() is None, log_path.read_text()[-2000:]
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{health}/ready", timeout=1).status == 200
+            except OSError:
+                return False
+
+        wait_for("the gateway", ready, 60)
+        stack = type("Gateway", (), {"ws_url": f"ws://127.0.0.1:{port}/"})()
+        open_page(browser, stack)  # the page itself needs no token: it is where one is typed
+        by_id(browser, "start").click()
+        wait_for("the refusal", lambda: "token" in by_id(browser, "errors").text.lower(), 20)
+        wait_for("stopped", lambda: by_id(browser, "status").get_attribute("data-state") == "stopped", 10)
+        assert browser.execute_script("return document.activeElement.id") == "token"
+        assert by_id(browser, "start").text == "Start"
+        print("\nshown without a token:", by_id(browser, "errors").text)
+
+        token = jwt.encode({"sub": "web-user", "exp": int(time.time()) + 600}, secret, algorithm="HS256")
+        by_id(browser, "token").send_keys(token)
+        by_id(browser, "start").click()
+        wait_for("a session", lambda: browser.execute_script("return document.body.dataset.sessionId"), 20)
+        sent = [json.loads(m) for m in browser.execute_script("return window.__sent")]
+        # First connection: config alone (refused); second: the token first, then config.
+        assert [m["type"] for m in sent[:3]] == ["config", "auth", "config"]
+        assert sent[1] == {"type": "auth", "token": token}
+        assert all(token not in url for url in browser.execute_script("return window.__sockets.map(s => s.url)"))
+        assert by_id(browser, "status").get_attribute("data-state") == "connected"
+        by_id(browser, "start").click()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert token not in log_path.read_text() and secret not in log_path.read_text()
