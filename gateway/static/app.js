@@ -96,10 +96,11 @@ function updateExports() {
 
 // -- rendering ---------------------------------------------------------------------------
 
-function renderFinal(entry, newTurn) {
-  if (newTurn || !turnElement) {
+function renderFinal(entry) {
+  if (!turnElement || turnElement.dataset.turn !== String(entry.turn)) {
     turnElement = document.createElement("div");
     turnElement.className = "turn";
+    turnElement.dataset.turn = String(entry.turn);
     const text = document.createElement("p");
     text.className = "turn-text";
     const translation = document.createElement("p");
@@ -137,6 +138,13 @@ function renderTranslation(entry) {
   el.line.hidden = !el.line.textContent.trim();
 }
 
+function renderAll() {
+  finalElements.clear();
+  turnElement = null;
+  ui.transcript.replaceChildren();
+  for (const entry of transcript.finals) if (entry.text) renderFinal(entry);
+}
+
 function renderPartial() {
   ui.partial.textContent = transcript.partial ? transcript.partial.text : "";
   ui.empty.hidden = !transcript.isEmpty;
@@ -168,12 +176,15 @@ function onMessage(msg) {
       if (transcript.setPartial(msg)) renderPartial();
       break;
     case "final": {
-      const added = transcript.addFinal(msg);
-      if (added && added.entry.text) renderFinal(added.entry, added.newTurn);
+      const entry = transcript.addFinal(msg);
+      if (entry && entry.text) renderFinal(entry);
       renderPartial();
       updateExports();
       break;
     }
+    case "turn_end":
+      if (transcript.endTurn()) renderAll();
+      break;
     case "translation": {
       const entry = transcript.addTranslation(msg);
       if (entry) renderTranslation(entry);
@@ -300,9 +311,7 @@ function download(format) {
 
 function clearTranscript() {
   transcript.clear();
-  finalElements.clear();
-  turnElement = null;
-  ui.transcript.replaceChildren();
+  renderAll();
   renderPartial();
   updateExports();
 }

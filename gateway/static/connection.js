@@ -4,7 +4,7 @@
 // first message is {type: "auth", token}: a browser cannot set an Authorization header on a
 // WebSocket, and a token in the URL would end up in access logs. After a drop the client
 // reconnects with backoff and resumes with config {session_id, last_seq} (plus the session's
-// resume secret when `ready` carried one); results at or below the last seq seen are replays
+// `resume_secret` when `ready` carried one); results at or below the last seq seen are replays
 // and are dropped, so each result reaches the page once. Audio captured while disconnected
 // waits in a bounded queue (the oldest is dropped past about 30 s).
 
@@ -13,8 +13,8 @@ const MAX_QUEUED_CHUNKS = 750; // 30 s of 40 ms chunks
 const MAX_RECONNECT_DELAY_MS = 8000;
 const MAX_RECONNECT_ATTEMPTS = 20;
 const DRAIN_TIMEOUT_MS = 60000; // how long to wait for `done` after `end`
-// Fields of `ready` that hold the session's resume secret, under the names a gateway may use.
-const RESUME_SECRET_FIELDS = ["resume_token", "resume_secret"];
+// With auth off, `ready` carries the session's resume secret; a resume sends it back.
+const RESUME_SECRET = "resume_secret";
 
 export function gatewayUrl(location) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -34,7 +34,7 @@ export class GatewayClient {
     this.ws = null;
     this.sessionId = null;
     this.lastSeq = null;
-    this.resumeSecret = null; // [field, value] from `ready`
+    this.resumeSecret = null; // from `ready`, never shown or logged
     this.queue = [];
     this.dropped = 0;
     this.attempt = 0;
@@ -102,7 +102,7 @@ export class GatewayClient {
     if (!this.sessionId) return {};
     const fields = { session_id: this.sessionId };
     if (this.lastSeq !== null) fields.last_seq = this.lastSeq;
-    if (this.resumeSecret) fields[this.resumeSecret[0]] = this.resumeSecret[1];
+    if (this.resumeSecret) fields[RESUME_SECRET] = this.resumeSecret;
     return fields;
   }
 
@@ -141,9 +141,7 @@ export class GatewayClient {
     if (!msg || typeof msg.type !== "string") return;
     if (msg.type === "ready") {
       this.sessionId = msg.session_id;
-      for (const field of RESUME_SECRET_FIELDS) {
-        if (typeof msg[field] === "string" && msg[field]) this.resumeSecret = [field, msg[field]];
-      }
+      if (typeof msg[RESUME_SECRET] === "string" && msg[RESUME_SECRET]) this.resumeSecret = msg[RESUME_SECRET];
     }
     if (Number.isInteger(msg.seq)) {
       if (this.lastSeq !== null && msg.seq <= this.lastSeq) return; // replayed after a resume

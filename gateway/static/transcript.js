@@ -1,10 +1,12 @@
 // The transcript as data (no DOM): finals grouped into turns, translations by segment id,
 // the live partial, and the TXT / SRT / WebVTT exports.
 //
-// Turns: a gateway that marks the last final of a turn (`turn_end`) gets one paragraph per
-// turn; one that never sends the field has one final per utterance, so each final is its own
-// paragraph. A final seen twice (by segment id) is kept once; a partial of a segment already
-// final is stale and ignored.
+// Turns: a gateway with streaming commits sends several finals per turn and then a
+// `turn_end` message (right after the turn's last final); those finals share a paragraph. A
+// gateway that never sends `turn_end` sends one final per utterance, so each final is its own
+// paragraph; the first `turn_end` ever seen regroups what came before it (all of it was the
+// first turn). A `turn_end: true` field on a final is read the same way. A final seen twice
+// (by segment id) is kept once; a partial of a segment already final is stale and ignored.
 
 export class Transcript {
   constructor() {
@@ -38,7 +40,7 @@ export class Transcript {
     return true;
   }
 
-  /** A `final` message. Returns { entry, newTurn } or null when it was already there. */
+  /** A `final` message. Returns the new entry ({turn} is its paragraph) or null if it was there. */
   addFinal(msg) {
     const segmentId = String(msg.segment_id);
     if (this.bySegment.has(segmentId)) return null;
@@ -56,14 +58,27 @@ export class Transcript {
       this.pendingTranslations.delete(segmentId);
     }
     if ("turn_end" in msg) this.turnMarked = true;
-    const newTurn = !this.turnOpen;
-    if (newTurn) this.turns.push({ finals: [] });
-    this.turns[this.turns.length - 1].finals.push(entry);
+    if (!this.turnOpen) this.turns.push({ finals: [] });
+    entry.turn = this.turns.length - 1;
+    this.turns[entry.turn].finals.push(entry);
     this.bySegment.set(segmentId, entry);
     // Without turn marks every final is a whole utterance: the next one starts a paragraph.
-    this.turnOpen = this.turnMarked ? !msg.turn_end : false;
+    this.turnOpen = this.turnMarked && !msg.turn_end;
     if (this.partial && this.partial.segmentId === segmentId) this.partial = null;
-    return { entry, newTurn };
+    return entry;
+  }
+
+  /** A `turn_end` message: the next final starts a paragraph. True if the paragraphs changed. */
+  endTurn() {
+    this.turnOpen = false;
+    if (this.turnMarked) return false;
+    this.turnMarked = true;
+    if (this.turns.length <= 1) return false;
+    // Until now each final had its own paragraph, but they were all the first turn.
+    const merged = { finals: this.finals };
+    merged.finals.forEach((entry) => (entry.turn = 0));
+    this.turns = [merged];
+    return true;
   }
 
   /** A `translation` message. Returns the entry it belongs to (null if its final is not here yet). */
