@@ -26,7 +26,7 @@ export const LANGUAGES = {
 };
 
 export const SOURCE_CHOICES = [["auto", "Auto-detect"], ...Object.entries(LANGUAGES)];
-export const TARGET_CHOICES = [[null, "No translation"], ...Object.entries(LANGUAGES)];
+export const TARGET_CHOICES = [[null, "None"], ...Object.entries(LANGUAGES)];
 
 export function languageName(code) {
   return LANGUAGES[code] || code;
