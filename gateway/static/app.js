@@ -270,14 +270,15 @@ async function toggle(event) {
   busy = true;
   try {
     if (capture) {
-      // Stop capturing now; the session drains (finals still on their way) on its own.
+      // Stop capturing (the worklet's last samples still go out), then end the session: it
+      // drains (finals still on their way) on its own.
       const session = client;
       const stopping = capture;
       capture = null;
-      client = null;
       setRunning(false);
       setVad(false);
       await stopping.stop();
+      client = null;
       if (session) session.stop();
     } else {
       await start();

@@ -49,8 +49,9 @@ class Pcm16Capture extends AudioWorkletProcessor {
     this.out = new Int16Array(this.chunkSamples);
     this.outLen = 0;
     this.sumSquares = 0;
+    // On stop: the samples still buffered go out as a last (short) chunk, marked `last`.
     this.port.onmessage = (event) => {
-      if (event.data === "flush") this.flush();
+      if (event.data === "flush") this.flush(true);
     };
   }
 
@@ -61,11 +62,11 @@ class Pcm16Capture extends AudioWorkletProcessor {
     if (this.outLen === this.chunkSamples) this.flush();
   }
 
-  flush() {
-    if (this.outLen === 0) return;
+  flush(last = false) {
+    if (this.outLen === 0 && !last) return;
     const pcm = this.outLen === this.out.length ? this.out : this.out.slice(0, this.outLen);
-    const rms = Math.sqrt(this.sumSquares / this.outLen);
-    this.port.postMessage({ pcm: pcm.buffer, rms }, [pcm.buffer]);
+    const rms = this.outLen ? Math.sqrt(this.sumSquares / this.outLen) : 0;
+    this.port.postMessage({ pcm: pcm.buffer, rms, last }, [pcm.buffer]);
     this.out = new Int16Array(this.chunkSamples);
     this.outLen = 0;
     this.sumSquares = 0;

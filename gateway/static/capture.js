@@ -36,7 +36,11 @@ export async function startCapture(onChunk) {
       channelCountMode: "explicit",
       processorOptions: { targetRate: TARGET_RATE, chunkSamples: CHUNK_SAMPLES },
     });
-    node.port.onmessage = (event) => onChunk(event.data.pcm, event.data.rms);
+    let lastChunk = null; // resolves when the worklet has sent what it still held
+    node.port.onmessage = (event) => {
+      if (event.data.pcm.byteLength) onChunk(event.data.pcm, event.data.rms);
+      if (event.data.last && lastChunk) lastChunk();
+    };
     // A muted path to the destination keeps the node pulled by the render graph in every browser.
     const mute = new GainNode(context, { gain: 0 });
     source.connect(node).connect(mute).connect(context.destination);
@@ -45,8 +49,12 @@ export async function startCapture(onChunk) {
       deviceRate: context.sampleRate,
       label: (stream.getAudioTracks()[0] || {}).label || "microphone",
       async stop() {
-        node.port.postMessage("flush");
         stream.getTracks().forEach((track) => track.stop());
+        await new Promise((resolve) => {
+          lastChunk = resolve;
+          setTimeout(resolve, 250); // a suspended context never answers
+          node.port.postMessage("flush");
+        });
         source.disconnect();
         node.disconnect();
         await context.close();
