@@ -23,6 +23,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.http_app import INDEX
+from gateway.http_errors import json_error
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 INDEX_FILE = "index.html"
@@ -35,7 +36,6 @@ CONTENT_TYPES: dict[str, str] = {
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
     ".png": "image/png",
-    ".webmanifest": "application/manifest+json",
 }
 
 # Directives named one by one: default-src 'none' denies whatever is not listed (media, fonts,
@@ -118,7 +118,7 @@ class PageHandlers:
             "Cross-Origin-Opener-Policy": "same-origin",
             "Vary": "Accept-Encoding",
         }
-        if site.html_etag in request.headers.getall("If-None-Match", []):
+        if any(tag.value == site.build_id for tag in request.if_none_match or ()):
             return web.Response(status=304, headers=headers)
         response = web.Response(body=site.html, content_type="text/html", charset="utf-8", headers=headers)
         response.enable_compression()
@@ -128,10 +128,10 @@ class PageHandlers:
         site = self.site
         if request.match_info["build"] != site.build_id:
             # An old page asking for an older build: say so rather than serve a mixed set.
-            raise web.HTTPNotFound(text="unknown asset build; reload the page\n")
+            raise json_error(web.HTTPNotFound, "unknown_build", "this page is out of date; reload it")
         asset = site.assets.get(request.match_info["name"])
         if asset is None:
-            raise web.HTTPNotFound(text="no such asset\n")
+            raise json_error(web.HTTPNotFound, "not_found", "no such asset")
         headers = {
             "Content-Security-Policy": ASSET_CSP,
             "Cache-Control": ASSET_CACHE,

@@ -107,6 +107,8 @@ async def test_unknown_build_name_or_traversal_is_404(client) -> None:
     ):
         r = await client.get(path)
         assert r.status == 404, path
+    r = await client.get("/static/0000000000000000/app.js")
+    assert (await r.json())["error"]["code"] == "unknown_build"
 
 
 def test_build_id_changes_with_any_asset(tmp_path: Path) -> None:
