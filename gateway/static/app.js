@@ -36,7 +36,7 @@ let capture = null;
 let busy = false; // start or stop in progress
 let wantsToken = false; // the gateway asked for a (new) token
 let turnElement = null;
-const finalElements = new Map(); // segment id -> { text, translation } elements
+const finalElements = new Map(); // segment id -> { span, tspan, line }: its final and translation
 const timing = { onset: null, firstPartial: null, chunks: 0 };
 
 function fillSelect(select, choices, value) {
@@ -47,6 +47,7 @@ function fillSelect(select, choices, value) {
     select.append(option);
   }
   select.value = value ?? "";
+  if (select.selectedIndex < 0) select.selectedIndex = 0; // a remembered choice no longer offered
 }
 
 function savedLanguages() {
