@@ -8,9 +8,10 @@ STAMP := $(VENV)/.installed
 # (offline validation of the compose file), Xvfb and the xcb libraries (GUI screenshots).
 APT_PACKAGES := espeak-ng libportaudio2 docker-compose xvfb xcompmgr libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-xinerama0 libxcb-image0 libxcb-render-util0 libxkbcommon-x11-0 xdotool xclip haproxy
-# Only for `make test`: a real PostgreSQL server (initdb in a temp dir) for the transcript store's
-# suite, and pg_dump/pg_restore for its backup test. `make run` needs none of it (SQLite).
-TEST_APT_PACKAGES := postgresql
+# Only for `make test`, never `make run`: a real PostgreSQL server (initdb in a temp dir) for the
+# transcript store's suite and pg_dump/pg_restore for its backup test; Chromium and its
+# WebDriver for the web page's browser test.
+TEST_APT_PACKAGES := postgresql chromium chromium-driver
 
 .PHONY: install system-deps test-deps apt-install run up test test-slow lint bench clean
 
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[gateway,stt,translation,local,demos,models,gui,tts,dev]'
+	$(PY) -m pip install --quiet -e '.[gateway,stt,translation,store,local,demos,models,gui,tts,dev]'
 	touch $(STAMP)
 
 # Installs the Debian packages that are missing, with apt-get, and says so.
@@ -38,7 +39,7 @@ apt-install:
 		echo "installing Debian packages:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null \
-			|| { echo "could not install:$$missing (the GUI, test speech or compose validation may be skipped)"; }; \
+			|| { echo "could not install:$$missing (the GUI, test speech, compose validation or the browser test may be skipped)"; }; \
 	fi
 
 # The whole pipeline on embedded defaults, then the demo client against it.

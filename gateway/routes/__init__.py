@@ -10,9 +10,10 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from gateway.routes import openai_audio, transcripts
+from gateway.routes import openai_audio, page, transcripts
 
 FEATURES: tuple[Callable[[web.Application], None], ...] = (
-    openai_audio.setup,
-    transcripts.setup,
+    page.setup,  # GET / (the web page) and /static/<build>/...
+    transcripts.setup,  # /v1/sessions...
+    openai_audio.setup,  # /v1/audio/...
 )
