@@ -4,6 +4,14 @@ redis-py's client reconnects by itself on the next command after a lost connecti
 ``Retry`` object below makes it retry a failed command with exponential backoff instead of
 failing on the first broken socket. At start, :func:`connect` waits (with backoff) until the
 server answers PING, so services can start before Redis does.
+
+With ``REDIS_CLUSTER=true`` the client is redis-py's :class:`redis.asyncio.cluster.RedisCluster`,
+started from the one node ``REDIS_URL`` names: it discovers the others, routes each command by
+key slot, follows MOVED/ASK, and on a lost node refreshes the slot map and retries (the same
+``Retry``, sized to outlast a replica's promotion). It has the same command methods as the
+single-node client, so every service keeps one type of handle; :func:`connect_with` is the one
+place that picks the kind, and it also sets the key layout (:func:`common.bus.configure`) so
+names and client agree.
 """
 
 from __future__ import annotations
@@ -13,15 +21,18 @@ import logging
 import ssl
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ClusterDownError, RedisClusterException, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from common import bus
 from common.lifecycle import StartupRefused
 
 if TYPE_CHECKING:
@@ -29,7 +40,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RETRYABLE = (RedisConnectionError, RedisTimeoutError, ConnectionResetError, OSError)
+# The cluster ones are transient too: a slot without a live master during a failover
+# (CLUSTERDOWN, SlotNotCovered), a multi-key command mid-resharding (TRYAGAIN).
+RETRYABLE = (
+    RedisConnectionError, RedisTimeoutError, ConnectionResetError, OSError,
+    ClusterDownError, TryAgainError, RedisClusterException,
+)
 
 
 class RedisUnavailable(StartupRefused):
@@ -46,10 +62,15 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def make_client(url: str, *, ca_file: Path | None = None, decode_responses: bool = False) -> aioredis.Redis:
-    """A client for ``url`` that retries failed commands with backoff (no I/O yet)."""
+def make_client(
+    url: str, *, ca_file: Path | None = None, decode_responses: bool = False, cluster: bool = False
+) -> aioredis.Redis:
+    """A client for ``url`` that retries failed commands with backoff (no I/O yet).
+
+    ``cluster``: a :class:`RedisCluster` seeded from ``url``. Typed as the single-node client
+    because every caller uses only the command methods both share (see the module docstring).
+    """
     kwargs: dict[str, Any] = {
-        "retry": Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=6),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError, ConnectionResetError],
         "health_check_interval": 15,
         "socket_connect_timeout": 5,
@@ -60,8 +81,19 @@ def make_client(url: str, *, ca_file: Path | None = None, decode_responses: bool
         kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED
         if ca_file is not None:
             kwargs["ssl_ca_certs"] = str(ca_file)
+    if cluster:
+        # About 12 s of retries: longer than a replica needs to take over a dead master
+        # (CLUSTER_NODE_TIMEOUT plus an election), each retry on a refreshed slot map.
+        kwargs["retry"] = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=10)
+        return cast(aioredis.Redis, RedisCluster.from_url(url, **kwargs))
+    kwargs["retry"] = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=6)
     client: aioredis.Redis = aioredis.Redis.from_url(url, **kwargs)
     return client
+
+
+def is_cluster(client: object) -> bool:
+    """True for a cluster client (some commands differ: pub/sub node, per-shard reads)."""
+    return isinstance(client, RedisCluster)
 
 
 async def wait_until_ready(client: aioredis.Redis, *, timeout: float, what: str = "redis") -> None:
@@ -86,18 +118,22 @@ async def wait_until_ready(client: aioredis.Redis, *, timeout: float, what: str 
 
 
 async def connect_with(settings: CommonSettings, *, decode_responses: bool = False) -> aioredis.Redis:
-    """A ready client from a service's settings (REDIS_URL, REDIS_CA_FILE, start-up budget)."""
+    """A ready client from a service's settings (REDIS_URL, REDIS_CA_FILE, REDIS_CLUSTER,
+    start-up budget); also sets this process's key layout (REDIS_CLUSTER, STREAM_SHARDS)."""
+    bus.configure(cluster=settings.redis_cluster, shards=settings.stream_shards)
     return await connect(
         settings.redis_url.get_secret_value(), ca_file=settings.redis_ca_file,
         timeout=settings.redis_connect_timeout_seconds, decode_responses=decode_responses,
+        cluster=settings.redis_cluster,
     )
 
 
 async def connect(
-    url: str, *, ca_file: Path | None = None, timeout: float = 30.0, decode_responses: bool = False
+    url: str, *, ca_file: Path | None = None, timeout: float = 30.0, decode_responses: bool = False,
+    cluster: bool = False,
 ) -> aioredis.Redis:
     """A ready client: created from the URL, then PINGed with backoff until it answers."""
-    client = make_client(url, ca_file=ca_file, decode_responses=decode_responses)
+    client = make_client(url, ca_file=ca_file, decode_responses=decode_responses, cluster=cluster)
     try:
         await wait_until_ready(client, timeout=timeout, what=f"redis at {redact_url(url)}")
     except BaseException:

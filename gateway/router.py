@@ -81,7 +81,7 @@ class ResultRouter:
         return int(await self._redis.publish(bus.results_channel(session_id), CONTROL_PREFIX + message))
 
     def _dispatch(self, channel: str, data: bytes | str) -> None:
-        session_id = channel.split(":", 1)[1]
+        session_id = bus.session_of_results_channel(channel)
         holders = list(self._holders.get(session_id, {}).values())
         if not holders:
             return

@@ -39,13 +39,15 @@ MODEL_LOADED = Gauge("translation_model_loaded", "1 while the translation model 
 
 class TranslationWorker(StreamWorker[bus.TranscriptionJob]):
     name = bus.TRANSLATION_SERVICE
-    stream = bus.TRANSCRIPTIONS
     group = bus.TRANSLATION_GROUP
 
     def __init__(self, settings: TranslationSettings, manager: TranslationManager | None = None) -> None:
         super().__init__(settings)
         self.manager = manager or TranslationManager(ManagerOptions.from_settings(settings))
         self._idle_task: asyncio.Task[None] | None = None
+
+    def job_streams(self) -> list[str]:
+        return bus.transcriptions_streams(self.settings.shard_subset())
 
     def decode(self, fields: dict[Any, Any]) -> bus.TranscriptionJob:
         return bus.decode_transcription_job(fields)
