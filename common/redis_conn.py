@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ClusterDownError, RedisClusterException, TryAgainError
+from redis.exceptions import ClusterDownError, RedisClusterException, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -46,6 +46,39 @@ RETRYABLE = (
     RedisConnectionError, RedisTimeoutError, ConnectionResetError, OSError,
     ClusterDownError, TryAgainError, RedisClusterException,
 )
+
+
+# How long a cluster command keeps retrying through a failover: longer than a replica needs
+# to notice its master is gone (cluster-node-timeout, 5 s in infra/k8s) and win the election.
+FAILOVER_BUDGET_SECONDS = 15.0
+_CLUSTER_TRANSIENT = (
+    RedisConnectionError, RedisTimeoutError, ConnectionResetError, ClusterDownError, SlotNotCoveredError,
+    TryAgainError,
+)
+
+
+class BackoffRedisCluster(RedisCluster):
+    """``RedisCluster`` that waits between its retries of a command.
+
+    redis-py's cluster client retries a command on a lost node after refreshing the slot
+    map, but back to back: its retries are spent in milliseconds, while a replica takes
+    seconds to be promoted. This waits with exponential backoff, up to
+    ``FAILOVER_BUDGET_SECONDS`` in all. (Pipelines have their own loop: 0.25 s between
+    tries, as many tries as the ``Retry`` allows; see ``make_client``.)
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + FAILOVER_BUDGET_SECONDS
+        delay = 0.05
+        while True:
+            try:
+                return await super().execute_command(*args, **kwargs)
+            except _CLUSTER_TRANSIENT as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.debug("cluster command %s failed (%s); retrying in %.2fs", args[:1], exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
 
 class RedisUnavailable(StartupRefused):
@@ -82,10 +115,9 @@ def make_client(
         if ca_file is not None:
             kwargs["ssl_ca_certs"] = str(ca_file)
     if cluster:
-        # About 12 s of retries: longer than a replica needs to take over a dead master
-        # (CLUSTER_NODE_TIMEOUT plus an election), each retry on a refreshed slot map.
-        kwargs["retry"] = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=10)
-        return cast(aioredis.Redis, RedisCluster.from_url(url, **kwargs))
+        # A pipeline retries every 0.25 s, this many times: FAILOVER_BUDGET_SECONDS in all.
+        kwargs["retry"] = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=int(FAILOVER_BUDGET_SECONDS * 4))
+        return cast(aioredis.Redis, BackoffRedisCluster.from_url(url, **kwargs))
     kwargs["retry"] = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=6)
     client: aioredis.Redis = aioredis.Redis.from_url(url, **kwargs)
     return client
