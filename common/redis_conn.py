@@ -172,3 +172,38 @@ async def connect(
         await client.aclose()
         raise
     return client
+
+
+class ResultPipeline:
+    """The commands a worker sends once a batch is done: results and follow-up jobs.
+
+    On one node it is one pipeline (one round trip), as before. redis-py refuses PUBLISH
+    inside a cluster pipeline (a channel has no slot), so on a cluster the keyed commands go
+    through the cluster pipeline (split by node) and the publishes follow one by one, in
+    the order given. Classic PUBLISH on a cluster reaches subscribers on every node.
+    """
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+        self._pipe = redis.pipeline(transaction=False)
+        self._publishes: list[tuple[str, str | bytes]] | None = [] if is_cluster(redis) else None
+
+    def publish(self, channel: str, data: str | bytes) -> None:
+        if self._publishes is None:
+            self._pipe.publish(channel, data)
+        else:
+            self._publishes.append((channel, data))
+
+    def xadd(self, name: str, fields: dict[Any, Any], **kwargs: Any) -> None:
+        self._pipe.xadd(name, fields, **kwargs)
+
+    async def execute(self) -> None:
+        await self._pipe.execute()
+        for channel, data in self._publishes or ():
+            await self._redis.publish(channel, data)
+
+    async def __aenter__(self) -> ResultPipeline:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._pipe.reset()

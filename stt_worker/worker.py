@@ -19,6 +19,7 @@ import numpy as np
 
 from common import bus
 from common.consumer import Entry
+from common.redis_conn import ResultPipeline
 from common.settings import SttSettings
 from common.worker import StreamWorker
 from stt_worker import metrics
@@ -96,7 +97,7 @@ class SttWorker(StreamWorker[Job]):
         if partials:
             await self._run_and_publish(partials)
         if skipped:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with ResultPipeline(self.redis) as pipe:
                 for entry, reason in skipped:
                     metrics.SKIPPED_PARTIALS.labels(reason).inc()
                     metrics.JOBS.labels("partial", "skipped").inc()
@@ -115,7 +116,7 @@ class SttWorker(StreamWorker[Job]):
     async def _run_and_publish(self, run: list[Entry[Job]]) -> None:
         assert self.redis is not None
         results = await self._transcribe(run)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with ResultPipeline(self.redis) as pipe:
             for entry, transcript in zip(run, results, strict=True):
                 self._publish(pipe, entry.job[0], transcript)
             await pipe.execute()

@@ -20,6 +20,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from common import bus
 from common.consumer import Entry
+from common.redis_conn import ResultPipeline
 from common.settings import TranslationSettings
 from common.worker import StreamWorker
 from translation_worker.engines import TranslationItem
@@ -109,7 +110,7 @@ class TranslationWorker(StreamWorker[bus.TranscriptionJob]):
         started = time.perf_counter()
         outcomes = await asyncio.to_thread(self.manager.translate, items)
         TRANSLATE_SECONDS.observe(time.perf_counter() - started)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with ResultPipeline(self.redis) as pipe:
             for job, outcome in zip(jobs, outcomes, strict=True):
                 channel = bus.results_channel(job.session_id)
                 if outcome.ok:

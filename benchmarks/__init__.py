@@ -1,0 +1,1 @@
+"""Benchmarks that span services (bus costs, overhead, streaming); never imported by product code."""
