@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import redis
@@ -78,7 +79,7 @@ def _measure(client: redis.Redis, step: str, audio_seconds: float, jobs: int, ru
                     round((in1 - in0) / jobs, 1), round((out1 - out0) / jobs, 1), round(wall / jobs * 1e6, 1))
 
 
-def _audio_job(i: int, audio_seconds: float) -> dict[bytes | str, bytes]:
+def _audio_job(i: int, audio_seconds: float) -> dict[Any, Any]:
     session = f"{i % 500:032x}"
     job = bus.AudioJob(kind="partial", session_id=session, utterance_index=i, partial_seq=i % 7,
                        segment_id=bus.segment_id(session, i), start=12.5, end=12.5 + audio_seconds,
@@ -109,16 +110,16 @@ def run(jobs: int, audio_seconds: list[float]) -> list[StepCost]:
             client.xgroup_create(bus.AUDIO_JOBS, bus.STT_GROUP, id="0", mkstream=True)
             payloads = [_audio_job(i, seconds) for i in range(jobs)]
 
-            def xadd(payloads: list[dict[bytes | str, bytes]] = payloads) -> None:
+            def xadd(payloads: list[dict[Any, Any]] = payloads) -> None:
                 for fields in payloads:
                     client.xadd(bus.AUDIO_JOBS, fields)
 
             def read_ack() -> None:
                 while True:
-                    reply = client.xreadgroup(bus.STT_GROUP, "w-0", {bus.AUDIO_JOBS: ">"}, count=BATCH)
+                    reply: Any = client.xreadgroup(bus.STT_GROUP, "w-0", {bus.AUDIO_JOBS: ">"}, count=BATCH)
                     if not reply:
                         return
-                    ids = [entry_id for entry_id, _ in reply[0][1]]
+                    ids: list[bytes] = [entry_id for entry_id, _ in reply[0][1]]
                     pipe = client.pipeline(transaction=False)
                     pipe.xack(bus.AUDIO_JOBS, bus.STT_GROUP, *ids)
                     pipe.xdel(bus.AUDIO_JOBS, *ids)
