@@ -174,6 +174,23 @@ async def connect(
     return client
 
 
+async def open_pubsub(redis: aioredis.Redis) -> aioredis.client.PubSub:
+    """A pub/sub object (no connection yet: the first SUBSCRIBE opens it).
+
+    On a cluster the first SUBSCRIBE connects to the master of the channel's slot as the
+    client's slot map names it. After that node died the map still names it until something
+    refreshes it, and a resubscribe would knock on the dead node for ever: so the map is
+    refreshed first. (Classic pub/sub is cluster-wide: any live node delivers every channel.)
+    """
+    if isinstance(redis, RedisCluster):
+        try:
+            await redis.nodes_manager.initialize()
+        except (*_CLUSTER_TRANSIENT, RedisClusterException) as exc:
+            log.debug("slot map refresh failed (%s); subscribing with the old one", exc)
+        return cast(aioredis.client.PubSub, redis.pubsub(ignore_subscribe_messages=True))
+    return redis.pubsub(ignore_subscribe_messages=True)
+
+
 class ResultPipeline:
     """The commands a worker sends once a batch is done: results and follow-up jobs.
 

@@ -252,3 +252,43 @@ async def test_jobs_survive_a_master_failover() -> None:
             await asyncio.wait_for(task, 15)
             await client.aclose()
         assert set(seen) == {bus.segment_id(sid, i) for i in range(10)}
+
+
+async def test_router_resubscribes_after_the_node_holding_its_subscription_dies() -> None:
+    """The gateway's result subscription sits on one node. Kill that node: the router must
+    subscribe again elsewhere and route later results (results published in the gap are
+    lost, pub/sub being at-most-once: issue 13, defect 4)."""
+    with EmbeddedCluster(masters=3, replicas=1, node_timeout_ms=1000) as cluster:
+        router_client = await connect_with(settings_for(cluster))
+        publisher = await connect_with(settings_for(cluster))
+        router = ResultRouter(router_client)
+        await router.start()
+        got: list[str] = []
+        try:
+            await router.subscribe("s1", "conn-1", lambda r: got.append(r.text))  # type: ignore[union-attr]
+
+            def final(text: str) -> str:
+                return bus.encode_result(bus.FinalResult(session_id="s1", segment_id="s1:0", utterance_index=0,
+                                                         text=text, start=0, end=1))
+
+            await publisher.publish(bus.results_channel("s1"), final("before"))
+            async with compat_timeout(10):
+                while "before" not in got:
+                    await asyncio.sleep(0.02)
+            holders = [p for p in cluster.ports
+                       if any(int(c.get("sub", 0)) > 0 for c in cluster.client(p).client_list())]
+            assert len(holders) == 1
+            cluster.kill(holders[0])
+
+            async def delivered() -> None:
+                while "after" not in got:
+                    await publisher.publish(bus.results_channel("s1"), final("after"))
+                    await asyncio.sleep(0.2)
+
+            await asyncio.wait_for(delivered(), 30)
+            alive = [p for p in cluster.ports if cluster.node_on(p).pid]
+            assert any(any(int(c.get("sub", 0)) > 0 for c in cluster.client(p).client_list()) for p in alive)
+        finally:
+            await router.close()
+            await publisher.aclose()
+            await router_client.aclose()
