@@ -41,6 +41,7 @@ def consumer_name(settings: WorkerSettings) -> str:
 
 class StreamWorker(Service, Generic[T]):
     group: str
+    stream: str = ""  # a subclass reading one unsharded stream may name it here instead
 
     def __init__(self, settings: WorkerSettings) -> None:
         super().__init__()
@@ -57,9 +58,11 @@ class StreamWorker(Service, Generic[T]):
 
     # Subclass hooks ---------------------------------------------------------------
 
-    @abstractmethod
     def job_streams(self) -> list[str]:
-        """The streams (shards) to read; valid once ``connect_with`` has set the bus layout."""
+        """The streams (shards) to read; called once ``connect_with`` has set the bus layout."""
+        if not self.stream:
+            raise NotImplementedError(f"{type(self).__name__} names no stream: override job_streams()")
+        return [self.stream]
 
     @abstractmethod
     def decode(self, fields: dict[Any, Any]) -> T:
@@ -93,7 +96,7 @@ class StreamWorker(Service, Generic[T]):
         self.consumer = ShardedConsumer(
             self.redis,
             ConsumerOptions(
-                stream="",
+                stream="",  # one consumer per shard fills it in (ShardedConsumer)
                 group=self.group,
                 consumer=self.worker_name,
                 batch_size=s.max_batch_size,
