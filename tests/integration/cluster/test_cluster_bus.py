@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ResponseError
 
 from common import bus
 from common.compat import timeout as compat_timeout
@@ -292,3 +293,18 @@ async def test_router_resubscribes_after_the_node_holding_its_subscription_dies(
             await router.close()
             await publisher.aclose()
             await router_client.aclose()
+
+
+async def test_a_shard_that_fails_for_good_stops_the_others_and_raises(redis_client: aioredis.Redis) -> None:
+    """Not a transient error (a key of the wrong type): run() raises it instead of leaving
+    the worker reading only some of its shards."""
+    await redis_client.set("not_a_stream", "x")
+
+    async def handle(entries: list[Entry[Job]]) -> Sequence[str]:
+        return [e.id for e in entries]
+
+    options = ConsumerOptions(stream="", group=bus.STT_GROUP, consumer="w-0", block_ms=100)
+    consumer = ShardedConsumer(redis_client, options, ["fine_stream", "not_a_stream"], bus.decode_audio_job, handle)
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await asyncio.wait_for(consumer.run(), 10)
+    assert all(c._stop.is_set() for c in consumer.consumers)  # every loop was told to stop
