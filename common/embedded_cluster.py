@@ -15,6 +15,7 @@ import logging
 import random
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -177,8 +178,7 @@ class EmbeddedCluster:
         return [n for n in self.nodes if n.pid and self.role(n.port) == "slave"]
 
     @staticmethod
-    def _wait(check: object, deadline: float, what: str) -> None:
-        assert callable(check)
+    def _wait(check: Callable[[], bool], deadline: float, what: str) -> None:
         while True:
             try:
                 if check():
