@@ -17,6 +17,7 @@ Steps (each as the services do it):
 * ``publish``       worker: PUBLISH of a final (JSON) to ``results:{id}``, one subscriber reading
 * ``record_final``  gateway: the session log (XADD capped + EXPIRE + HSET + EXPIRE, one pipeline)
 * ``xadd_transcr``  STT worker: XADD of a translation job to ``transcriptions``
+* ``xlen``          gateway: the queue-depth poll (per shard, 5 times a second per gateway)
 * ``cluster_publish`` (with ``--cluster``): the same PUBLISH sent to one master of a local
   3-master cluster, a subscriber on another; the CPU and bytes of *each* node are reported,
   because a cluster broadcasts every classic PUBLISH to every node over its bus
@@ -183,6 +184,12 @@ def _result_steps(server: EmbeddedRedis, client: redis.Redis, jobs: int) -> list
         raise RuntimeError(f"subscriber got {received} of {jobs} results")
     out.append(_measure(client, "record_final", 0, jobs, record))
     out.append(_measure(client, "xadd_transcr", 0, jobs, xadd_transcription))
+
+    def xlen() -> None:
+        for _ in range(jobs):
+            client.xlen(bus.TRANSCRIPTIONS)
+
+    out.append(_measure(client, "xlen", 0, jobs, xlen))
     return out
 
 
