@@ -2,7 +2,15 @@
 
 Streams carry jobs (``audio_jobs``, ``transcriptions``); a per-session pub/sub channel carries
 results back to whichever gateway holds the session; ``transcripts`` carries every delivered
-final, translation and session owner to the transcript store. Each message has a schema version ``v``
+final, translation and session owner to the transcript store.
+
+Two layouts (:class:`BusLayout`), chosen once per process by ``common.redis_conn.connect_with``
+from ``REDIS_CLUSTER`` and ``STREAM_SHARDS``. Single-node keeps the seed's names
+(``audio_jobs``, ``session:<id>``). Cluster mode puts a hash tag in every per-session name
+(``session:{<id>}``, ``session_log:{<id>}``, ``results:{<id>}``) so a session's keys share a
+slot, and shards each job stream into ``audio_jobs:{N}`` / ``transcriptions:{N}``; a session's
+jobs go to shard ``crc32(session_id) % STREAM_SHARDS``, so one session's jobs stay in order
+on one shard and its translation jobs on the same shard number. Each message has a schema version ``v``
 and the ids that make redelivery harmless (``segment_id`` names an utterance; a partial also
 carries its ``partial_seq``). Decoding validates: a malformed entry raises
 :class:`MalformedMessage` with a message that says what is wrong, never a bare KeyError.
@@ -11,6 +19,9 @@ carries its ``partial_seq``). Decoding validates: a malformed entry raises
 from __future__ import annotations
 
 import json
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
 import numpy as np
@@ -45,19 +56,104 @@ TRANSLATION_SERVICE = "translation_worker"
 STORE_SERVICE = "transcript_store"
 
 
+RESULTS_PREFIX = "results:"
+
+
+@dataclass(frozen=True)
+class BusLayout:
+    """How names are spelled: the seed's single-node names, or hash-tagged and sharded."""
+
+    cluster: bool = False
+    shards: int = 1
+
+    def __post_init__(self) -> None:
+        if self.shards < 1:
+            raise ValueError("STREAM_SHARDS must be at least 1")
+
+    @property
+    def stream_shards(self) -> int:
+        """Shards of each job stream: one (the seed's name) unless in cluster mode."""
+        return self.shards if self.cluster else 1
+
+
+_layout = BusLayout()
+
+
+def configure(*, cluster: bool, shards: int = 1) -> BusLayout:
+    """Set this process's layout (called by ``connect_with``; tests reset it)."""
+    global _layout
+    _layout = BusLayout(cluster=cluster, shards=shards)
+    return _layout
+
+
+def layout() -> BusLayout:
+    return _layout
+
+
+def _tagged(session_id: str) -> str:
+    """The session id as a hash tag in cluster mode: every key of a session on one slot."""
+    return f"{{{session_id}}}" if _layout.cluster else session_id
+
+
+def shard_of(session_id: str) -> int:
+    """The job-stream shard of a session: stable across processes (crc32, not hash())."""
+    return zlib.crc32(session_id.encode("utf-8", "surrogatepass")) % _layout.stream_shards
+
+
+def _shard_name(base: str, shard: int) -> str:
+    return f"{base}:{{{shard}}}" if _layout.cluster else base
+
+
+def _shard_names(base: str, shards: Sequence[int] | None) -> list[str]:
+    count = _layout.stream_shards
+    chosen = range(count) if not shards or count == 1 else shards
+    for shard in chosen:
+        if not 0 <= shard < count:
+            raise ValueError(f"stream shard {shard} does not exist (STREAM_SHARDS={count})")
+    return [_shard_name(base, shard) for shard in chosen]
+
+
+def audio_jobs_stream(session_id: str) -> str:
+    """The ``audio_jobs`` stream (shard) a session's jobs go to."""
+    return _shard_name(AUDIO_JOBS, shard_of(session_id))
+
+
+def audio_jobs_streams(shards: Sequence[int] | None = None) -> list[str]:
+    """Every ``audio_jobs`` shard, or the given subset (ignored in single-node mode)."""
+    return _shard_names(AUDIO_JOBS, shards)
+
+
+def transcriptions_stream(session_id: str) -> str:
+    """The ``transcriptions`` stream (shard) a session's translation jobs go to."""
+    return _shard_name(TRANSCRIPTIONS, shard_of(session_id))
+
+
+def transcriptions_streams(shards: Sequence[int] | None = None) -> list[str]:
+    """Every ``transcriptions`` shard, or the given subset (ignored in single-node mode)."""
+    return _shard_names(TRANSCRIPTIONS, shards)
+
+
 def results_channel(session_id: str) -> str:
     """Pub/sub channel on which workers publish one session's results."""
-    return f"results:{session_id}"
+    return f"{RESULTS_PREFIX}{_tagged(session_id)}"
+
+
+def session_of_results_channel(channel: str) -> str:
+    """The session id a ``results_channel`` name was made from."""
+    tail = channel[len(RESULTS_PREFIX):] if channel.startswith(RESULTS_PREFIX) else channel.split(":", 1)[-1]
+    if _layout.cluster and tail.startswith("{") and tail.endswith("}"):
+        return tail[1:-1]
+    return tail
 
 
 def session_key(session_id: str) -> str:
     """Hash with a session's config, next seq and owner gateway (TTL)."""
-    return f"session:{session_id}"
+    return f"session:{_tagged(session_id)}"
 
 
 def session_log_key(session_id: str) -> str:
     """Capped stream of a session's delivered finals and translations, for replay (TTL)."""
-    return f"session_log:{session_id}"
+    return f"session_log:{_tagged(session_id)}"
 
 
 def heartbeat_key(service: str, name: str) -> str:

@@ -25,6 +25,7 @@ def _options(args: argparse.Namespace) -> StackOptions:
         stt_workers=args.stt_workers,
         translation_workers=args.translation_workers,
         redis_url=args.redis_url or os.environ.get("REDIS_URL") or None,
+        redis_cluster=args.redis_cluster,
         host=args.host,
         gateway_port=args.gateway_port,
         gateway_health_port=args.gateway_health_port,
@@ -71,6 +72,12 @@ def _add_stack_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stt-workers", type=int, default=1, metavar="N")
     parser.add_argument("--translation-workers", type=int, default=1, metavar="M")
     parser.add_argument("--redis-url", default=None, help="use this Redis instead of the embedded one")
+    parser.add_argument(
+        "--redis-cluster", action="store_true",
+        default=os.environ.get("REDIS_CLUSTER", "").lower() in ("1", "true", "yes", "on"),
+        help="Redis is a cluster (REDIS_CLUSTER=true); without --redis-url, start a local "
+        "3-master cluster with a replica each",
+    )
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="bind address")
     parser.add_argument("--gateway-port", type=int, default=int(os.environ.get("GATEWAY_PORT", 5026)))
     parser.add_argument("--gateway-health-port", type=int, default=8080, help="0 = any free port")

@@ -99,8 +99,13 @@ class StreamConsumer(Generic[T]):
         options: ConsumerOptions,
         decode: Decoder[T],
         handler: Handler[T],
+        *,
+        turn: asyncio.Lock | None = None,
     ) -> None:
         self.redis = redis
+        # Shared by the consumers of one worker's shards (common.sharded_consumer): one batch
+        # at a time runs through the handler, whichever shard it came from.
+        self._turn = turn
         self.options = options
         self._decode = decode
         self._handler = handler
@@ -213,6 +218,13 @@ class StreamConsumer(Generic[T]):
     async def _process(self, raw: list[tuple[str, dict[Any, Any]]], *, reclaimed: bool = False) -> None:
         if not raw:
             return
+        if self._turn is None:
+            await self._process_batch(raw, reclaimed=reclaimed)
+            return
+        async with self._turn:
+            await self._process_batch(raw, reclaimed=reclaimed)
+
+    async def _process_batch(self, raw: list[tuple[str, dict[Any, Any]]], *, reclaimed: bool) -> None:
         o = self.options
         entries: list[Entry[T]] = []
         for entry_id, fields in raw:

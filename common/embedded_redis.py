@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -62,11 +63,13 @@ class EmbeddedRedis:
         appendonly_dir: Path | None = None,
         password: str | None = None,
         maxmemory: str | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.port = port or free_port()
         self.appendonly_dir = appendonly_dir
         self._password = password
         self._maxmemory = maxmemory
+        self._extra_args = tuple(extra_args)
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
 
@@ -104,6 +107,7 @@ class EmbeddedRedis:
             args += ["--requirepass", self._password]
         if self._maxmemory:
             args += ["--maxmemory", self._maxmemory]
+        args += self._extra_args
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -125,6 +129,16 @@ class EmbeddedRedis:
                 return True
         except OSError:
             return False
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (tests of failover); the work directory is kept until stop."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stderr:
+                proc.stderr.close()
 
     def stop(self, timeout: float = 5.0) -> None:
         proc, self._proc = self._proc, None

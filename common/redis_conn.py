@@ -4,6 +4,14 @@ redis-py's client reconnects by itself on the next command after a lost connecti
 ``Retry`` object below makes it retry a failed command with exponential backoff instead of
 failing on the first broken socket. At start, :func:`connect` waits (with backoff) until the
 server answers PING, so services can start before Redis does.
+
+With ``REDIS_CLUSTER=true`` the client is redis-py's :class:`redis.asyncio.cluster.RedisCluster`,
+started from the one node ``REDIS_URL`` names: it discovers the others, routes each command by
+key slot, follows MOVED/ASK, and on a lost node refreshes the slot map and retries (the same
+``Retry``, sized to outlast a replica's promotion). It has the same command methods as the
+single-node client, so every service keeps one type of handle; :func:`connect_with` is the one
+place that picks the kind, and it also sets the key layout (:func:`common.bus.configure`) so
+names and client agree.
 """
 
 from __future__ import annotations
@@ -13,15 +21,18 @@ import logging
 import ssl
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ClusterDownError, RedisClusterException, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from common import bus
 from common.lifecycle import StartupRefused
 
 if TYPE_CHECKING:
@@ -29,7 +40,45 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RETRYABLE = (RedisConnectionError, RedisTimeoutError, ConnectionResetError, OSError)
+# The cluster ones are transient too: a slot without a live master during a failover
+# (CLUSTERDOWN, SlotNotCovered), a multi-key command mid-resharding (TRYAGAIN).
+RETRYABLE = (
+    RedisConnectionError, RedisTimeoutError, ConnectionResetError, OSError,
+    ClusterDownError, TryAgainError, RedisClusterException,
+)
+
+
+# How long a cluster command keeps retrying through a failover: longer than a replica needs
+# to notice its master is gone (cluster-node-timeout, 5 s in infra/k8s) and win the election.
+FAILOVER_BUDGET_SECONDS = 15.0
+_CLUSTER_TRANSIENT = (
+    RedisConnectionError, RedisTimeoutError, ConnectionResetError, ClusterDownError, SlotNotCoveredError,
+    TryAgainError,
+)
+
+
+class BackoffRedisCluster(RedisCluster):
+    """``RedisCluster`` that waits between its retries of a command.
+
+    redis-py's cluster client retries a command on a lost node after refreshing the slot
+    map, but back to back: its retries are spent in milliseconds, while a replica takes
+    seconds to be promoted. This waits with exponential backoff, up to
+    ``FAILOVER_BUDGET_SECONDS`` in all. (Pipelines have their own loop: 0.25 s between
+    tries, as many tries as the ``Retry`` allows; see ``make_client``.)
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + FAILOVER_BUDGET_SECONDS
+        delay = 0.05
+        while True:
+            try:
+                return await super().execute_command(*args, **kwargs)
+            except _CLUSTER_TRANSIENT as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.debug("cluster command %s failed (%s); retrying in %.2fs", args[:1], exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
 
 class RedisUnavailable(StartupRefused):
@@ -46,10 +95,15 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def make_client(url: str, *, ca_file: Path | None = None, decode_responses: bool = False) -> aioredis.Redis:
-    """A client for ``url`` that retries failed commands with backoff (no I/O yet)."""
+def make_client(
+    url: str, *, ca_file: Path | None = None, decode_responses: bool = False, cluster: bool = False
+) -> aioredis.Redis:
+    """A client for ``url`` that retries failed commands with backoff (no I/O yet).
+
+    ``cluster``: a :class:`RedisCluster` seeded from ``url``. Typed as the single-node client
+    because every caller uses only the command methods both share (see the module docstring).
+    """
     kwargs: dict[str, Any] = {
-        "retry": Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=6),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError, ConnectionResetError],
         "health_check_interval": 15,
         "socket_connect_timeout": 5,
@@ -60,8 +114,18 @@ def make_client(url: str, *, ca_file: Path | None = None, decode_responses: bool
         kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED
         if ca_file is not None:
             kwargs["ssl_ca_certs"] = str(ca_file)
+    if cluster:
+        # A pipeline retries every 0.25 s, this many times: FAILOVER_BUDGET_SECONDS in all.
+        kwargs["retry"] = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=int(FAILOVER_BUDGET_SECONDS * 4))
+        return cast(aioredis.Redis, BackoffRedisCluster.from_url(url, **kwargs))
+    kwargs["retry"] = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=6)
     client: aioredis.Redis = aioredis.Redis.from_url(url, **kwargs)
     return client
+
+
+def is_cluster(client: object) -> bool:
+    """True for a cluster client (some commands differ: pub/sub node, per-shard reads)."""
+    return isinstance(client, RedisCluster)
 
 
 async def wait_until_ready(client: aioredis.Redis, *, timeout: float, what: str = "redis") -> None:
@@ -86,21 +150,77 @@ async def wait_until_ready(client: aioredis.Redis, *, timeout: float, what: str 
 
 
 async def connect_with(settings: CommonSettings, *, decode_responses: bool = False) -> aioredis.Redis:
-    """A ready client from a service's settings (REDIS_URL, REDIS_CA_FILE, start-up budget)."""
+    """A ready client from a service's settings (REDIS_URL, REDIS_CA_FILE, REDIS_CLUSTER,
+    start-up budget); also sets this process's key layout (REDIS_CLUSTER, STREAM_SHARDS)."""
+    bus.configure(cluster=settings.redis_cluster, shards=settings.stream_shards)
     return await connect(
         settings.redis_url.get_secret_value(), ca_file=settings.redis_ca_file,
         timeout=settings.redis_connect_timeout_seconds, decode_responses=decode_responses,
+        cluster=settings.redis_cluster,
     )
 
 
 async def connect(
-    url: str, *, ca_file: Path | None = None, timeout: float = 30.0, decode_responses: bool = False
+    url: str, *, ca_file: Path | None = None, timeout: float = 30.0, decode_responses: bool = False,
+    cluster: bool = False,
 ) -> aioredis.Redis:
     """A ready client: created from the URL, then PINGed with backoff until it answers."""
-    client = make_client(url, ca_file=ca_file, decode_responses=decode_responses)
+    client = make_client(url, ca_file=ca_file, decode_responses=decode_responses, cluster=cluster)
     try:
         await wait_until_ready(client, timeout=timeout, what=f"redis at {redact_url(url)}")
     except BaseException:
         await client.aclose()
         raise
     return client
+
+
+async def open_pubsub(redis: aioredis.Redis) -> aioredis.client.PubSub:
+    """A pub/sub object (no connection yet: the first SUBSCRIBE opens it).
+
+    On a cluster the first SUBSCRIBE connects to the master of the channel's slot as the
+    client's slot map names it. After that node died the map still names it until something
+    refreshes it, and a resubscribe would knock on the dead node for ever: so the map is
+    refreshed first. (Classic pub/sub is cluster-wide: any live node delivers every channel.)
+    """
+    if isinstance(redis, RedisCluster):
+        try:
+            await redis.nodes_manager.initialize()
+        except (*_CLUSTER_TRANSIENT, RedisClusterException) as exc:
+            log.debug("slot map refresh failed (%s); subscribing with the old one", exc)
+        return cast(aioredis.client.PubSub, redis.pubsub(ignore_subscribe_messages=True))
+    return redis.pubsub(ignore_subscribe_messages=True)
+
+
+class ResultPipeline:
+    """The commands a worker sends once a batch is done: results and follow-up jobs.
+
+    On one node it is one pipeline (one round trip), as before. redis-py refuses PUBLISH
+    inside a cluster pipeline (a channel has no slot), so on a cluster the keyed commands go
+    through the cluster pipeline (split by node) and the publishes follow one by one, in
+    the order given. Classic PUBLISH on a cluster reaches subscribers on every node.
+    """
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+        self._pipe = redis.pipeline(transaction=False)
+        self._publishes: list[tuple[str, str | bytes]] | None = [] if is_cluster(redis) else None
+
+    def publish(self, channel: str, data: str | bytes) -> None:
+        if self._publishes is None:
+            self._pipe.publish(channel, data)
+        else:
+            self._publishes.append((channel, data))
+
+    def xadd(self, name: str, fields: dict[Any, Any], **kwargs: Any) -> None:
+        self._pipe.xadd(name, fields, **kwargs)
+
+    async def execute(self) -> None:
+        await self._pipe.execute()
+        for channel, data in self._publishes or ():
+            await self._redis.publish(channel, data)
+
+    async def __aenter__(self) -> ResultPipeline:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._pipe.reset()

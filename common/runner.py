@@ -1,8 +1,11 @@
 """``speech-pipeline up``: the whole stack on one machine, as supervised child processes.
 
 Starts Redis (the embedded server on a free loopback port unless a URL is given), one
-gateway, N STT workers, M translation workers and the transcript store, each as ``python -m <service>`` with its
-own ports in its environment. Waits for every ``/ready``, prints where to connect, restarts a
+gateway, N STT workers, M translation workers and the transcript store, each as
+``python -m <service>`` with its own ports in its environment. With ``redis_cluster`` and no
+URL, Redis is a local 3-master cluster with one replica each
+(:class:`~common.embedded_cluster.EmbeddedCluster`) and every service runs with
+``REDIS_CLUSTER=true``. Waits for every ``/ready``, prints where to connect, restarts a
 child that dies (exponential backoff, a log line each time), and on SIGINT/SIGTERM stops the
 gateway first (clients are told), then the workers, then Redis: graceful first, SIGKILL for
 whatever is still running after the shutdown budget.
@@ -24,6 +27,7 @@ from typing import TypeVar
 
 import aiohttp
 
+from common.embedded_cluster import EmbeddedCluster
 from common.embedded_redis import EmbeddedRedis, free_port
 
 log = logging.getLogger(__name__)
@@ -56,6 +60,7 @@ class StackOptions:
     stt_workers: int = 1
     translation_workers: int = 1
     redis_url: str | None = None
+    redis_cluster: bool = False
     host: str = "127.0.0.1"
     gateway_port: int = 5026
     gateway_health_port: int = 8080
@@ -73,6 +78,8 @@ def _port(preferred: int, index: int) -> int:
 
 def plan(options: StackOptions, redis_url: str) -> list[ChildSpec]:
     common = {"REDIS_URL": redis_url, "HOST": options.host}
+    if options.redis_cluster:
+        common["REDIS_CLUSTER"] = "true"
     specs = [
         ChildSpec(
             "gateway",
@@ -99,7 +106,7 @@ def plan(options: StackOptions, redis_url: str) -> list[ChildSpec]:
 class Supervisor:
     def __init__(self, options: StackOptions) -> None:
         self.options = options
-        self.redis: EmbeddedRedis | None = None
+        self.redis: EmbeddedRedis | EmbeddedCluster | None = None
         self.redis_url = options.redis_url or ""
         self.children: list[Child] = []
         self._stopping = asyncio.Event()
@@ -111,10 +118,14 @@ class Supervisor:
         return int(self.children[0].spec.env["GATEWAY_PORT"])
 
     async def start(self) -> None:
-        if not self.redis_url:
-            self.redis = await asyncio.to_thread(EmbeddedRedis().start)
-            self.redis_url = self.redis.url
-            log.info("embedded redis on 127.0.0.1:%d", self.redis.port)
+        if not self.redis_url and self.options.redis_cluster:
+            cluster = await asyncio.to_thread(EmbeddedCluster(masters=3, replicas=1).start)
+            self.redis, self.redis_url = cluster, cluster.url
+            log.info("embedded redis cluster on 127.0.0.1 ports %s", cluster.ports)
+        elif not self.redis_url:
+            server = await asyncio.to_thread(EmbeddedRedis().start)
+            self.redis, self.redis_url = server, server.url
+            log.info("embedded redis on 127.0.0.1:%d", server.port)
         for spec in plan(self.options, self.redis_url):
             child = Child(spec)
             self.children.append(child)
@@ -181,7 +192,10 @@ class Supervisor:
             lines.append(
                 f"  {child.spec.name:<22} pid {pid:<8} http://{host}:{child.spec.health_port}/health  {state}"
             )
-        lines.append(f"  redis                  {'embedded ' if self.redis else ''}{_redact(self.redis_url)}")
+        kind = ("embedded " if self.redis else "") + ("cluster " if self.options.redis_cluster else "")
+        lines.append(f"  redis                  {kind}{_redact(self.redis_url)}")
+        if isinstance(self.redis, EmbeddedCluster):
+            lines.append(f"  redis cluster nodes    127.0.0.1 ports {' '.join(map(str, self.redis.ports))}")
         return "\n".join(lines)
 
     def request_stop(self) -> None:

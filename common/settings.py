@@ -16,7 +16,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from common.security_settings import IpNetwork, SecuritySettings, parse_networks
@@ -46,6 +46,16 @@ class CommonSettings(SecuritySettings):
     redis_ca_file: Path | None = Field(default=None, description="CA bundle for rediss://.")
     redis_connect_timeout_seconds: float = Field(
         default=30.0, gt=0, description="How long a service retries Redis at start."
+    )
+    redis_cluster: bool = Field(
+        default=False,
+        description="REDIS_URL names one node of a Redis Cluster: use the cluster client, hash-tagged "
+        "session keys and sharded job streams.",
+    )
+    stream_shards: int = Field(
+        default=4, ge=1, le=1024,
+        description="Cluster mode: shards of audio_jobs and transcriptions (audio_jobs:{0}...); "
+        "ignored on one node, where the seed's single streams stay.",
     )
     host: str = Field(
         default="127.0.0.1", description="Address every listener of the service binds."
@@ -88,6 +98,33 @@ class ConsumerSettings(CommonSettings):
         default=3, ge=1, description="An entry delivered more often goes to dead_letters."
     )
     worker_index: int = Field(default=0, ge=0, description="Index in the consumer name host-N.")
+    stream_shard_subset: str = Field(
+        default="",
+        description="Cluster mode: comma-separated shard numbers this worker reads (e.g. 0,2); "
+        "empty: every shard.",
+    )
+
+    @field_validator("stream_shard_subset")
+    @classmethod
+    def _shard_list(cls, value: str) -> str:
+        try:
+            shards = [int(p) for p in value.replace(" ", "").split(",") if p]
+        except ValueError:
+            raise ValueError(f"STREAM_SHARD_SUBSET must be comma-separated integers, not {value!r}") from None
+        if any(n < 0 for n in shards):
+            raise ValueError("STREAM_SHARD_SUBSET: shard numbers start at 0")
+        return ",".join(str(n) for n in shards)
+
+    @model_validator(mode="after")
+    def _subset_in_range(self) -> ConsumerSettings:
+        too_big = [n for n in self.shard_subset() if n >= self.stream_shards]
+        if self.redis_cluster and too_big:
+            raise ValueError(f"STREAM_SHARD_SUBSET names shards {too_big}; STREAM_SHARDS is {self.stream_shards}")
+        return self
+
+    def shard_subset(self) -> tuple[int, ...]:
+        """The shards this worker reads; empty means all of them."""
+        return tuple(int(p) for p in self.stream_shard_subset.split(",") if p)
 
 
 class WorkerSettings(ConsumerSettings):

@@ -1,6 +1,7 @@
 """The shell both stream workers share: Redis, health server, heartbeat, consumer loop.
 
-A subclass says which stream and group it reads, how to decode an entry, how to load its
+A subclass says which stream shards it reads (``job_streams``; one stream on a single node)
+and with which group, how to decode an entry, how to load its
 model (blocking; run in a thread) and how to handle a batch. This class does the rest:
 ``startup`` connects to Redis and starts the health server at once (``/ready`` answers 503
 until the model is loaded), ``main_loop`` runs the consumer until a stop is asked, and
@@ -19,13 +20,14 @@ from typing import Any, Generic, TypeVar
 import psutil
 import redis.asyncio as aioredis
 
-from common.consumer import ConsumerOptions, Entry, StreamConsumer
+from common.consumer import ConsumerOptions, Entry
 from common.health import HealthServer, HealthState
 from common.heartbeat import Heartbeat
 from common.lifecycle import Service
 from common.redis_conn import connect_with
 from common.security_settings import prepare_listeners
 from common.settings import ConsumerSettings, WorkerSettings
+from common.sharded_consumer import ShardedConsumer
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +40,15 @@ def consumer_name(settings: ConsumerSettings) -> str:
 
 
 class StreamWorker(Service, Generic[T]):
-    stream: str
     group: str
+    stream: str = ""  # a subclass reading one unsharded stream may name it here instead
 
     def __init__(self, settings: WorkerSettings) -> None:
         super().__init__()
         self.settings = settings
         self.worker_name = consumer_name(settings)
         self.redis: aioredis.Redis | None = None
-        self.consumer: StreamConsumer[T] | None = None
+        self.consumer: ShardedConsumer[T] | None = None
         self.health = HealthState(service=self.name, instance=self.worker_name)
         self.health_server: HealthServer | None = None
         self.heartbeat: Heartbeat | None = None
@@ -55,6 +57,12 @@ class StreamWorker(Service, Generic[T]):
         self._process = psutil.Process(os.getpid())
 
     # Subclass hooks ---------------------------------------------------------------
+
+    def job_streams(self) -> list[str]:
+        """The streams (shards) to read; called once ``connect_with`` has set the bus layout."""
+        if not self.stream:
+            raise NotImplementedError(f"{type(self).__name__} names no stream: override job_streams()")
+        return [self.stream]
 
     @abstractmethod
     def decode(self, fields: dict[Any, Any]) -> T:
@@ -85,10 +93,10 @@ class StreamWorker(Service, Generic[T]):
         self.health_server = HealthServer.for_service(self.health, s, ssl_context)
         await self.health_server.start()
         self.redis = await connect_with(s)
-        self.consumer = StreamConsumer(
+        self.consumer = ShardedConsumer(
             self.redis,
             ConsumerOptions(
-                stream=self.stream,
+                stream="",  # one consumer per shard fills it in (ShardedConsumer)
                 group=self.group,
                 consumer=self.worker_name,
                 batch_size=s.max_batch_size,
@@ -96,6 +104,7 @@ class StreamWorker(Service, Generic[T]):
                 claim_idle_ms=s.claim_idle_ms,
                 max_deliveries=s.max_deliveries,
             ),
+            self.job_streams(),
             self.decode,
             self.handle,
         )
@@ -124,7 +133,8 @@ class StreamWorker(Service, Generic[T]):
         )
         if self.stopping.is_set():
             return
-        log.info("%s %s consuming %s as %s", self.name, self.worker_name, self.stream, self.group)
+        log.info("%s %s consuming %s as %s", self.name, self.worker_name,
+                 ",".join(self.consumer.streams), self.group)
         run = asyncio.create_task(self.consumer.run(), name="consumer")
         gauges = asyncio.create_task(self._refresh_gauges(), name="gauges")
         stop = asyncio.create_task(self.stopping.wait())

@@ -411,7 +411,7 @@ class Connection:
 
     async def _xadd(self, job: bus.AudioJob, audio: np.ndarray) -> bool:
         try:
-            await self.ctx.redis.xadd(bus.AUDIO_JOBS, bus.encode_audio_job(job, audio))
+            await self.ctx.redis.xadd(bus.audio_jobs_stream(job.session_id), bus.encode_audio_job(job, audio))
             return True
         except RETRYABLE as exc:
             log.warning("could not queue %s job for %s: %s", job.kind, job.segment_id, exc)
@@ -511,7 +511,7 @@ class Connection:
             created_at=time.time(), speech_end_at=result.speech_end_at,
         )
         try:
-            await self.ctx.redis.xadd(bus.TRANSCRIPTIONS, bus.encode_transcription_job(job))
+            await self.ctx.redis.xadd(bus.transcriptions_stream(job.session_id), bus.encode_transcription_job(job))
         except RETRYABLE as exc:
             log.warning("could not queue the translation of %s: %s", result.segment_id, exc)
             self.orderer.add_translation(result.utterance_index, None, time.monotonic())

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter
 
 from common import bus
-from common.redis_conn import RETRYABLE
+from common.redis_conn import RETRYABLE, open_pubsub
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class ResultRouter:
         self._subscribed = asyncio.Event()
 
     async def start(self) -> None:
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = await open_pubsub(self._redis)
         self._task = asyncio.create_task(self._reader(), name="result-router")
 
     async def subscribe(
@@ -81,7 +81,7 @@ class ResultRouter:
         return int(await self._redis.publish(bus.results_channel(session_id), CONTROL_PREFIX + message))
 
     def _dispatch(self, channel: str, data: bytes | str) -> None:
-        session_id = channel.split(":", 1)[1]
+        session_id = bus.session_of_results_channel(channel)
         holders = list(self._holders.get(session_id, {}).values())
         if not holders:
             return
@@ -107,6 +107,10 @@ class ResultRouter:
             assert self._pubsub is not None
             if not self._holders:
                 self._subscribed.clear()
+            # Wait for the first SUBSCRIBE to be sent, not only for a holder to be registered:
+            # until then the pub/sub object has no connection to read (a cluster client opens
+            # it on the first SUBSCRIBE, on the node that owns the channel's slot).
+            if not self._subscribed.is_set():
                 await self._subscribed.wait()
             try:
                 if broken:
@@ -133,7 +137,7 @@ class ResultRouter:
     async def _resubscribe(self) -> None:
         """A fresh pub/sub connection with every held session's channel; raises if Redis is down."""
         old = self._pubsub
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = await open_pubsub(self._redis)
         if old is not None:
             try:
                 await old.aclose()

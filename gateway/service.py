@@ -137,11 +137,14 @@ class GatewayService(Service):
         return ws
 
     async def _watch_depth(self) -> None:
-        """One XLEN for the whole gateway every 200 ms, not one per utterance."""
+        """One XLEN per shard for the whole gateway every 200 ms, not one per utterance; the
+        depth is their sum (in cluster mode the shards sit on different masters)."""
         assert self.ctx is not None
+        redis = self.ctx.redis
         while True:
             try:
-                depth = int(await self.ctx.redis.xlen(bus.AUDIO_JOBS))
+                lengths = await asyncio.gather(*(redis.xlen(s) for s in bus.audio_jobs_streams()))
+                depth = sum(int(n) for n in lengths)
                 self.ctx.queue_depth = depth
                 metrics.QUEUE_DEPTH.set(depth)
             except RETRYABLE as exc:

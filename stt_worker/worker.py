@@ -19,6 +19,7 @@ import numpy as np
 
 from common import bus
 from common.consumer import Entry
+from common.redis_conn import ResultPipeline
 from common.settings import SttSettings
 from common.worker import StreamWorker
 from stt_worker import metrics
@@ -32,7 +33,6 @@ Job = tuple[bus.AudioJob, np.ndarray]
 
 class SttWorker(StreamWorker[Job]):
     name = bus.STT_SERVICE
-    stream = bus.AUDIO_JOBS
     group = bus.STT_GROUP
 
     def __init__(self, settings: SttSettings, model_path: str) -> None:
@@ -41,6 +41,9 @@ class SttWorker(StreamWorker[Job]):
         self.model_path = model_path
         self.engine: WhisperEngine | None = None
         self.selector = JobSelector(partial_max_age=settings.partial_max_age)
+
+    def job_streams(self) -> list[str]:
+        return bus.audio_jobs_streams(self.stt_settings.shard_subset())
 
     def decode(self, fields: dict[Any, Any]) -> Job:
         return bus.decode_audio_job(fields)
@@ -99,7 +102,7 @@ class SttWorker(StreamWorker[Job]):
         if batch:
             await self._run_and_publish(batch)
         if skipped:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with ResultPipeline(self.redis) as pipe:
                 for entry, reason in skipped:
                     metrics.SKIPPED_PARTIALS.labels(reason).inc()
                     metrics.JOBS.labels("partial", "skipped").inc()
@@ -111,14 +114,14 @@ class SttWorker(StreamWorker[Job]):
 
     async def _backlogged(self, in_hand: int) -> bool:
         """True when a full batch of other jobs is already waiting behind this one."""
-        assert self.redis is not None
-        waiting = int(await self.redis.xlen(bus.AUDIO_JOBS)) - in_hand
+        assert self.consumer is not None
+        waiting = await self.consumer.depth() - in_hand
         return waiting >= self.stt_settings.max_batch_size
 
     async def _run_and_publish(self, run: list[Entry[Job]]) -> None:
         assert self.redis is not None
         results = await self._transcribe(run)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with ResultPipeline(self.redis) as pipe:
             for entry, transcript in zip(run, results, strict=True):
                 self._publish(pipe, entry.job[0], transcript)
             await pipe.execute()
@@ -200,7 +203,7 @@ class SttWorker(StreamWorker[Job]):
         if wants_translation:
             assert job.target_language is not None
             pipe.xadd(
-                bus.TRANSCRIPTIONS,
+                bus.transcriptions_stream(job.session_id),
                 bus.encode_transcription_job(
                     bus.TranscriptionJob(
                         session_id=job.session_id,

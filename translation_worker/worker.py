@@ -20,6 +20,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from common import bus
 from common.consumer import Entry
+from common.redis_conn import ResultPipeline
 from common.settings import TranslationSettings
 from common.worker import StreamWorker
 from translation_worker.engines import TranslationItem
@@ -39,13 +40,15 @@ MODEL_LOADED = Gauge("translation_model_loaded", "1 while the translation model 
 
 class TranslationWorker(StreamWorker[bus.TranscriptionJob]):
     name = bus.TRANSLATION_SERVICE
-    stream = bus.TRANSCRIPTIONS
     group = bus.TRANSLATION_GROUP
 
     def __init__(self, settings: TranslationSettings, manager: TranslationManager | None = None) -> None:
         super().__init__(settings)
         self.manager = manager or TranslationManager(ManagerOptions.from_settings(settings))
         self._idle_task: asyncio.Task[None] | None = None
+
+    def job_streams(self) -> list[str]:
+        return bus.transcriptions_streams(self.settings.shard_subset())
 
     def decode(self, fields: dict[Any, Any]) -> bus.TranscriptionJob:
         return bus.decode_transcription_job(fields)
@@ -107,7 +110,7 @@ class TranslationWorker(StreamWorker[bus.TranscriptionJob]):
         started = time.perf_counter()
         outcomes = await asyncio.to_thread(self.manager.translate, items)
         TRANSLATE_SECONDS.observe(time.perf_counter() - started)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with ResultPipeline(self.redis) as pipe:
             for job, outcome in zip(jobs, outcomes, strict=True):
                 channel = bus.results_channel(job.session_id)
                 if outcome.ok:
