@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from client_gui.protocol import Final, Translation
 from common.subtitles import FORMATS, Cue, TextFormat, render
+from speech_client.protocol import Final, Translation
 
 # File dialog filters: label -> (format, translated).
 FILTERS: dict[str, tuple[TextFormat, bool]] = {

@@ -11,9 +11,9 @@ import pytest
 from client_gui.controller import Controller
 from client_gui.main_window import MainWindow
 from client_gui.overlay import SubtitleOverlay
-from client_gui.protocol import Final, Translation
 from client_gui.transcript_export import export_transcript, format_for
 from common.subtitles import parse_srt
+from speech_client.protocol import Final, Translation
 
 FINALS = [
     Final(segment_id="s:0", text=" Hello there. ", language="en", start=0.5, end=1.75),
