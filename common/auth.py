@@ -192,6 +192,8 @@ def token_from_auth_message(message: str | bytes) -> str | None:
     """
     if isinstance(message, bytes) or len(message) > MAX_TOKEN_CHARS + 256:
         return None
+    if message.count("[") + message.count("{") > 256:
+        return None  # nesting built to make the decoder recurse: not an auth message
     try:
         data = json.loads(message)
     except (ValueError, RecursionError):

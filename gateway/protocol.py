@@ -97,6 +97,9 @@ MAX_TOKEN_CHARS = 8192
 # Control messages are small (the largest is an auth message with its token): a longer text
 # frame is refused before it is parsed, so parsing costs little whatever a client sends.
 MAX_TEXT_FRAME_CHARS = 16384
+# No control message needs more brackets than this (the longest field that may hold any,
+# a ping id, has 128 characters): more means nesting built to make the decoder recurse.
+MAX_BRACKETS = 256
 
 
 def _language(value: str) -> str:
@@ -215,6 +218,8 @@ def parse_text(data: str) -> ClientMessage:
             ErrorCode.FRAME_TOO_LARGE,
             f"a text frame holds one control message of at most {MAX_TEXT_FRAME_CHARS} characters",
         )
+    if data.count("[") + data.count("{") > MAX_BRACKETS:
+        raise ProtocolError(ErrorCode.BAD_JSON, "a text frame must be one small, flat JSON object")
     try:
         obj: Any = json.loads(data)
     except (ValueError, RecursionError):

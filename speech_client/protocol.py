@@ -77,7 +77,8 @@ class ProtocolError(ValueError):
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # A field this package does not know is a typo in the caller, not something to send.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: str
     # Fields left out of the JSON when None (others, such as ``translation``, are sent as null).

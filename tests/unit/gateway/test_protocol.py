@@ -153,6 +153,18 @@ def test_deeply_nested_json_is_bad_input_not_a_recursion_error(depth: int, kind:
     assert info.value.code in (ErrorCode.BAD_JSON, ErrorCode.INVALID_MESSAGE)
 
 
+def test_deep_nesting_is_refused_before_it_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.protocol as protocol_module
+
+    def no_parsing(_: str) -> Any:
+        raise AssertionError("the frame was parsed")
+
+    monkeypatch.setattr(protocol_module, "json", type("NoJson", (), {"loads": staticmethod(no_parsing)}))
+    with pytest.raises(ProtocolError) as info:
+        parse_text('{"type": "ping", "id": ' + "[" * 300 + "]" * 300 + "}")
+    assert info.value.code == ErrorCode.BAD_JSON
+
+
 def test_a_256_kib_frame_is_refused_before_it_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     import gateway.protocol as protocol_module
 

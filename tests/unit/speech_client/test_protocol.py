@@ -81,6 +81,8 @@ def test_config_sends_only_what_is_set_and_null_means_off() -> None:
     }
     assert json.loads(Config(partials=True).to_json()) == {"type": "config", "partials": True}
     assert json.loads(End().to_json()) == {"type": "end"}
+    with pytest.raises(ValueError, match="source_langauge"):
+        Config.model_validate({"source_langauge": "en"})  # a typo is caught here, not by the gateway
 
 
 def test_session_tracks_ready_and_drops_replays() -> None:

@@ -113,3 +113,12 @@ def test_the_gateway_image_puts_silero_where_the_gateway_looks(
     copy.write_bytes(b"onnx")
     monkeypatch.setattr(sys, "prefix", str(tmp_path))
     assert vad.default_silero_path() == copy
+
+
+@pytest.mark.parametrize("service", sorted(SERVICE_EXTRA))
+def test_the_seeds_per_service_requirements_install_the_same_extra(service: str) -> None:
+    lines = [line.strip() for line in (ROOT / service / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    [requirement] = lines
+    extras = set(re.fullmatch(r"\.\[([\w,]+)\]", requirement).group(1).split(","))  # type: ignore[union-attr]
+    assert SERVICE_EXTRA[service] in extras

@@ -53,3 +53,16 @@ def test_no_benchmarks_or_test_helpers_inside_product_packages() -> None:
         if path.stem.startswith("bench") or path.stem in {"testing", "fakes", "conftest"}
     ]
     assert misplaced == []
+
+
+def test_the_client_package_stands_alone() -> None:
+    """speech_client is for any client: it must not pull in the services (numpy, Redis, models)."""
+    import sys
+
+    names = set()
+    for name, path in modules().items():
+        if name.split(".")[0] == "speech_client":
+            names |= {m.split(".")[0] for m in imported(ast.parse(path.read_text(encoding="utf-8")), name,
+                                                         path.name == "__init__.py")}
+    outside = {n for n in names if n not in sys.stdlib_module_names and n not in {"__future__", "speech_client"}}
+    assert outside == {"pydantic", "websockets"}
