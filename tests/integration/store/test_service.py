@@ -161,3 +161,14 @@ async def test_a_store_killed_mid_stream_loses_nothing_and_duplicates_nothing(
 async def _has_schema(engine: AsyncEngine) -> bool:
     async with engine.connect() as connection:
         return bool(await connection.run_sync(lambda c: sa.inspect(c).has_table("segments")))
+
+
+def test_an_unreachable_database_refuses_the_start_in_one_line(redis_server: EmbeddedRedis, tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    env = {**os.environ, "REDIS_URL": redis_server.url, "HEALTH_PORT": str(free_port()),
+           "DATABASE_URL": f"postgresql://speech:hunter2-secret@127.0.0.1:{port}/transcripts"}
+    done = subprocess.run([sys.executable, "-m", "transcript_store"], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "cannot start: database postgresql+asyncpg://speech:***@127.0.0.1" in done.stderr
+    assert "hunter2-secret" not in done.stderr and "Traceback" not in done.stderr
