@@ -4,7 +4,8 @@ Starts Redis (the embedded server on a free loopback port unless a URL is given)
 gateway, N STT workers, M translation workers and the transcript store, each as ``python -m <service>`` with its
 own ports in its environment. Waits for every ``/ready``, prints where to connect, restarts a
 child that dies (exponential backoff, a log line each time), and on SIGINT/SIGTERM stops the
-gateway first (clients are told), then the workers, then Redis: graceful first, SIGKILL for
+gateway first (clients are told), then the workers, then the transcript store (which
+commits what they published), then Redis: graceful first, SIGKILL for
 whatever is still running after the shutdown budget.
 """
 
