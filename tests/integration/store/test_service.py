@@ -5,6 +5,7 @@ duplicates nothing (rows counted)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 import sqlalchemy as sa
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common import bus
@@ -24,6 +26,7 @@ from common.embedded_redis import EmbeddedRedis, free_port
 from common.settings import StoreSettings
 from tests.integration.store.records import final, session, translation
 from transcript_store.db import engine_from_settings
+from transcript_store.repository import TranscriptRepository
 from transcript_store.schema import segments, sessions, translations
 from transcript_store.service import TranscriptStoreService
 
@@ -40,12 +43,11 @@ async def _drained(redis: aioredis.Redis) -> bool:
     return int(await redis.xlen(bus.TRANSCRIPTS)) == 0 and int(pending["pending"]) == 0
 
 
-@pytest.fixture
-async def running_store(
-    store_settings: StoreSettings, redis_server: EmbeddedRedis, redis_client: aioredis.Redis
-) -> AsyncIterator[TranscriptStoreService]:
+@contextlib.asynccontextmanager
+async def _store(store_settings: StoreSettings, redis_server: EmbeddedRedis) -> AsyncIterator[TranscriptStoreService]:
+    """The store service in this event loop, reclaiming after 0.5 s, stopped on the way out."""
     settings = store_settings.model_copy(update={
-        "redis_url": store_settings.redis_url.__class__(redis_server.url), "health_port": 0,
+        "redis_url": SecretStr(redis_server.url), "health_port": 0,
         "claim_idle_ms": 500, "max_deliveries": 2, "instance_name": "store-test",
     })
     service = TranscriptStoreService(settings)
@@ -57,6 +59,14 @@ async def running_store(
         service.request_stop()
         await asyncio.wait_for(loop, 30)
         await service.shutdown()
+
+
+@pytest.fixture
+async def running_store(
+    store_settings: StoreSettings, redis_server: EmbeddedRedis, redis_client: aioredis.Redis
+) -> AsyncIterator[TranscriptStoreService]:
+    async with _store(store_settings, redis_server) as service:
+        yield service
 
 
 async def test_the_store_writes_what_the_stream_carries_and_acknowledges_it(
@@ -83,6 +93,27 @@ async def test_the_store_writes_what_the_stream_carries_and_acknowledges_it(
     assert running_store.written.duplicates == 1
     dead = await redis_client.xrange(bus.DEAD_LETTERS)
     assert len(dead) == 1 and dead[0][1][b"reason"].startswith(b"malformed: transcript entry invalid")
+
+
+async def test_entries_a_dead_store_held_are_reclaimed_by_another(
+    store_settings: StoreSettings, redis_server: EmbeddedRedis, redis_client: aioredis.Redis
+) -> None:
+    """Another replica died holding a batch (read, never acknowledged): after CLAIM_IDLE_MS this
+    store takes it over (XAUTOCLAIM) and writes it."""
+    await redis_client.xgroup_create(bus.TRANSCRIPTS, bus.STORE_GROUP, id="0", mkstream=True)
+    records = [session("r1", "alice"), *(final("r1", i) for i in range(5))]
+    for record in records:
+        await bus.add_transcript(redis_client, record)
+    taken: Any = await redis_client.xreadgroup(bus.STORE_GROUP, "dead-replica-0", {bus.TRANSCRIPTS: ">"})
+    assert len(taken[0][1]) == len(records)
+    async with _store(store_settings, redis_server) as service:
+        async with timeout(60):
+            while not await _drained(redis_client):
+                await asyncio.sleep(0.05)
+        assert service.consumer is not None and service.consumer.stats.reclaimed == len(records)
+        assert service.engine is not None and await _count(service.engine, segments) == 5
+        owner = await TranscriptRepository(service.engine).get_session("alice", "r1")
+        assert owner is not None and owner.segments == 5
 
 
 async def _produce(redis: aioredis.Redis, records: list[bus.TranscriptRecord], chunk: int = 50) -> None:
