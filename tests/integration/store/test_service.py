@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 import sqlalchemy as sa
@@ -93,6 +94,19 @@ async def test_the_store_writes_what_the_stream_carries_and_acknowledges_it(
     assert running_store.written.duplicates == 1
     dead = await redis_client.xrange(bus.DEAD_LETTERS)
     assert len(dead) == 1 and dead[0][1][b"reason"].startswith(b"malformed: transcript entry invalid")
+    assert running_store.health_server is not None
+    base = f"http://127.0.0.1:{running_store.health_server.port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/ready") as r:
+            ready = await r.json()
+            assert r.status == 200 and ready["checks"]["database"] == {"ok": True, "detail": "schema 0002"}
+        async with http.get(f"{base}/health") as r:
+            details = (await r.json())["details"]
+            assert details["segments_written"] == 20 and details["duplicates_skipped"] == 1
+        async with http.get(f"{base}/metrics") as r:
+            metrics = await r.text()
+            assert 'store_rows_total{kind="segment",outcome="inserted"}' in metrics
+            assert 'bus_dead_lettered_total{stream="transcripts"}' in metrics
 
 
 async def test_entries_a_dead_store_held_are_reclaimed_by_another(
