@@ -7,7 +7,8 @@ URL, Redis is a local 3-master cluster with one replica each
 (:class:`~common.embedded_cluster.EmbeddedCluster`) and every service runs with
 ``REDIS_CLUSTER=true``. Waits for every ``/ready``, prints where to connect, restarts a
 child that dies (exponential backoff, a log line each time), and on SIGINT/SIGTERM stops the
-gateway first (clients are told), then the workers, then Redis: graceful first, SIGKILL for
+gateway first (clients are told), then the workers, then the transcript store (which
+commits what they published), then Redis: graceful first, SIGKILL for
 whatever is still running after the shutdown budget.
 """
 

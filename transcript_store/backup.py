@@ -4,8 +4,9 @@ SQLite: the online backup API (``sqlite3.Connection.backup``) copies a consisten
 while the store keeps writing; restore copies the file back the same way, page by page,
 under SQLite's own locks. PostgreSQL: ``pg_dump --format=custom`` and ``pg_restore --clean
 --if-exists`` (the client tools of Debian's ``postgresql-client``); the password goes to them
-in ``PGPASSWORD``, never on a command line. Restore refuses a backup whose schema is newer
-than this release knows. Audio is never in a backup: the database holds none.
+in ``PGPASSWORD``, never on a command line. A SQLite restore refuses a backup whose schema
+is newer than this release knows; after a PostgreSQL restore the store itself refuses to
+start on such a schema. Audio is never in a backup: the database holds none.
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ def _pg_tool(tool: str, url: URL, args: list[str]) -> None:
 
 def _debian_tool(tool: str) -> str | None:
     """Debian keeps the versioned tools in /usr/lib/postgresql/N/bin (newest first)."""
-    for bindir in sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: p.parent.name, reverse=True):
+    versions = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()]
+    for bindir in sorted(versions, key=lambda p: int(p.parent.name), reverse=True):
         if (bindir / tool).exists():
             return str(bindir / tool)
     return None

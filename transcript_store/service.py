@@ -24,14 +24,14 @@ from typing import Any
 import redis.asyncio as aioredis
 import sqlalchemy as sa
 from prometheus_client import Counter, Histogram
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common import bus
 from common.consumer import ConsumerOptions, Entry, StreamConsumer
 from common.health import HealthServer, HealthState
 from common.heartbeat import Heartbeat
-from common.lifecycle import Service
+from common.lifecycle import Service, StartupRefused
 from common.logs import register_secret
 from common.redis_conn import connect_with
 from common.security_settings import prepare_listeners
@@ -94,7 +94,12 @@ class TranscriptStoreService(Service):
             register_secret(str(url.password))  # never in a log line, whatever logs it
         self.engine = engine_from_settings(s)
         log.info("transcript database %s", redacted(url))
-        self.schema = await migrate.upgrade(self.engine)  # SchemaTooNew refuses the start
+        try:
+            self.schema = await migrate.upgrade(self.engine)  # SchemaTooNew refuses the start
+        except (SQLAlchemyError, OSError) as exc:
+            # One line, no traceback: the orchestrator (or speech-pipeline up) restarts us.
+            raise StartupRefused(f"database {redacted(url)} unusable: {exc.__class__.__name__}: "
+                                 f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
         self.writer = TranscriptWriter(self.engine, self.clock)
         self.redis = await connect_with(s)
         self.consumer = StreamConsumer(

@@ -57,7 +57,27 @@ async def test_backup_then_restore_brings_back_exactly_what_was_saved(
     assert page.sessions[0].subject == "alice"
 
 
-def test_restore_of_a_missing_backup_says_so(store_settings: StoreSettings, tmp_path: Path) -> None:
-    done = _cli(store_settings, "restore", str(tmp_path / "nothing-here"))
+def test_restore_of_a_missing_backup_says_so(tmp_path: Path) -> None:
+    settings = StoreSettings(data_dir=tmp_path)  # the same answer on either database: checked once
+    done = _cli(settings, "restore", str(tmp_path / "nothing-here"))
     assert done.returncode == 1
     assert "no backup at" in done.stderr
+
+
+async def test_a_sqlite_backup_from_a_newer_release_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    from transcript_store import migrate
+    from transcript_store.db import engine_from_settings
+
+    settings = StoreSettings(data_dir=tmp_path / "data")
+    engine = engine_from_settings(settings)
+    await migrate.upgrade(engine)
+    await engine.dispose()
+    target = tmp_path / "newer.backup"
+    assert _cli(settings, "backup", str(target)).returncode == 0
+    with sqlite3.connect(target) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_newer'")
+    conn.close()
+    done = _cli(settings, "restore", str(target))
+    assert done.returncode == 1 and "newer than this release knows" in done.stderr

@@ -20,10 +20,10 @@ def upgrade() -> None:
     op.create_table(
         "sessions",
         sa.Column("session_id", sa.String(128), primary_key=True),
-        sa.Column("subject", sa.String(256), nullable=True),
+        sa.Column("subject", sa.Text, nullable=True),
         sa.Column("source_language", sa.String(16), nullable=True),
         sa.Column("target_language", sa.String(16), nullable=True),
-        sa.Column("gateway", sa.String(128), nullable=False, server_default=""),
+        sa.Column("gateway", sa.Text, nullable=False, server_default=""),
         sa.Column("created_at", sa.Double, nullable=False),
         sa.Column("updated_at", sa.Double, nullable=False),
     )
@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column("start_seconds", sa.Double, nullable=False),
         sa.Column("end_seconds", sa.Double, nullable=False),
         sa.Column("words", sa.JSON, nullable=True),
-        sa.Column("worker", sa.String(128), nullable=False, server_default=""),
+        sa.Column("worker", sa.Text, nullable=False, server_default=""),
         sa.Column("created_at", sa.Double, nullable=False),
         sa.UniqueConstraint("session_id", "segment_id", name="uq_segments_session_segment"),
     )
@@ -61,7 +61,7 @@ def upgrade() -> None:
         sa.Column("target_language", sa.String(16), nullable=False),
         sa.Column("source_language", sa.String(16), nullable=True),
         sa.Column("text", sa.Text, nullable=False),
-        sa.Column("worker", sa.String(128), nullable=False, server_default=""),
+        sa.Column("worker", sa.Text, nullable=False, server_default=""),
         sa.Column("created_at", sa.Double, nullable=False),
         sa.UniqueConstraint(
             "session_id", "segment_id", "target_language", name="uq_translations_segment_language"
