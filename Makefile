@@ -4,16 +4,19 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Debian packages: espeak-ng (test speech), libportaudio2 (microphone capture), docker-compose
-# (offline validation of the compose file), Xvfb and the xcb libraries (GUI screenshots).
-APT_PACKAGES := espeak-ng libportaudio2 docker-compose xvfb xcompmgr libxcb-icccm4 libxcb-keysyms1 \
-	libxcb-xinerama0 libxcb-image0 libxcb-render-util0 libxkbcommon-x11-0 xdotool xclip haproxy
-# Only for `make test`, never `make run`: a real PostgreSQL server (initdb in a temp dir) for the
-# transcript store's suite and pg_dump/pg_restore for its backup test; Chromium and its
-# WebDriver for the web page's browser test.
-TEST_APT_PACKAGES := postgresql chromium chromium-driver
+TEST_STAMP := $(VENV)/.installed-test
+# What the services, the demos and the desktop client need (`make run`, `make install`).
+RUN_EXTRAS := gateway,stt,translation,store,local,demos,models,gui,tts
+# Debian packages for running: espeak-ng (demo speech), libportaudio2 (microphone capture), the
+# xcb libraries (the Qt desktop client), xdotool and xclip (voice typing).
+APT_PACKAGES := espeak-ng libportaudio2 libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 \
+	libxcb-render-util0 libxkbcommon-x11-0 xdotool xclip
+# Only for `make test`: docker-compose and haproxy (offline validation of compose and the load
+# balancer), Xvfb (GUI tests and screenshots), a real PostgreSQL server (initdb in a temp dir)
+# and pg_dump/pg_restore for the transcript store, Chromium and its WebDriver for the web page.
+TEST_APT_PACKAGES := docker-compose haproxy xvfb xcompmgr postgresql chromium chromium-driver
 
-.PHONY: install system-deps test-deps apt-install run up test test-slow lint bench clean
+.PHONY: install install-test system-deps test-deps apt-install run up test test-slow lint bench clean
 
 install: $(STAMP)
 
@@ -21,8 +24,15 @@ $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[gateway,stt,translation,store,local,demos,models,gui,tts,dev]'
+	$(PY) -m pip install --quiet -e '.[$(RUN_EXTRAS)]'
 	touch $(STAMP)
+
+# The test-only Python packages (the `dev` extra) on top.
+install-test: $(TEST_STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[$(RUN_EXTRAS),dev]'
+	touch $(TEST_STAMP)
 
 # Installs the Debian packages that are missing, with apt-get, and says so.
 system-deps:
@@ -50,13 +60,13 @@ run: install
 up: install
 	$(VENV)/bin/speech-pipeline up
 
-test: install test-deps
+test: install-test test-deps
 	$(PY) -m pytest
 
-test-slow: install test-deps
+test-slow: install-test test-deps
 	$(PY) -m pytest -m slow
 
-lint: install
+lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy common gateway stt_worker translation_worker speech_client transcript_store
 
