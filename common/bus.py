@@ -65,6 +65,11 @@ def limit_audio_key(subject: str, minute: int) -> str:
     return f"limits:audio:{subject}:{minute}"
 
 
+# Prefixes of the keys that exist per session or per subject: each must carry a TTL, so a
+# finished session leaves nothing behind for ever (checked by common.keyaudit and the soak).
+PER_SESSION_KEY_PREFIXES = ("session:", "session_log:", "limits:")
+
+
 def segment_id(session_id: str, utterance_index: int) -> str:
     """The id of one utterance of a session: the same for its partials, final and translation."""
     return f"{session_id}:{utterance_index}"

@@ -58,6 +58,9 @@ class CommonSettings(SecuritySettings):
         description="Stable name of this instance (consumer name, heartbeat, worker field).",
     )
     heartbeat_ttl_seconds: float = Field(default=15.0, gt=0, description="TTL of heartbeat keys.")
+    memory_debug: bool = Field(
+        default=False, description="tracemalloc on, top growing allocation sites on /debug/memory (slow)."
+    )
     shutdown_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Graceful shutdown budget before in-flight work is abandoned."
     )
