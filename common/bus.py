@@ -80,7 +80,9 @@ class MalformedMessage(ValueError):
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # cache_strings="keys": pydantic-core would otherwise cache every short string value it parses
+    # (session and segment ids, one set per session) in its 16k-entry cache; keys repeat, ids do not.
+    model_config = ConfigDict(frozen=True, extra="ignore", cache_strings="keys")
 
     v: Literal[1] = SCHEMA_VERSION
 
@@ -192,7 +194,8 @@ class ErrorResult(_Message):
 Result = Annotated[
     PartialResult | FinalResult | TranslationResult | ErrorResult, Field(discriminator="type")
 ]
-_RESULT_ADAPTER: TypeAdapter[Result] = TypeAdapter(Result)
+# The union's JSON parser takes its config from here, not from the models.
+_RESULT_ADAPTER: TypeAdapter[Result] = TypeAdapter(Result, config=ConfigDict(cache_strings="keys"))
 
 
 def _field(fields: dict[Any, Any], name: str) -> Any:

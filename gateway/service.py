@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +69,9 @@ class GatewayService(Service):
         self.server: Server | None = None
         self.heartbeat: Heartbeat | None = None
         self._depth_task: asyncio.Task[None] | None = None
-        self._admissions: dict[ServerConnection, Admission] = {}
+        # Weak keys: a handshake admitted here but failing before the handler runs (client gone,
+        # response not sent) must not keep its connection, and its buffers, for ever.
+        self._admissions: weakref.WeakKeyDictionary[ServerConnection, Admission] = weakref.WeakKeyDictionary()
         self.port = settings.gateway_port
 
     async def startup(self) -> None:
