@@ -105,7 +105,8 @@ class ResultRouter:
         broken = False
         while True:
             assert self._pubsub is not None
-            if not self._holders:
+            # Also while the first SUBSCRIBE is on its way: the pub/sub has no connection yet.
+            if not self._holders or self._pubsub.connection is None:
                 self._subscribed.clear()
                 await self._subscribed.wait()
             try:
