@@ -158,7 +158,8 @@ class HealthServer:
         return response
 
     async def _memory(self, request: web.Request) -> web.Response:
-        """Top growing allocation sites since the last call (behind the metrics token)."""
+        """Top growing allocation sites since the last call (behind the metrics token);
+        ``?trim=1`` also returns free heap memory to the system and says how much RSS fell."""
         assert self._allocations is not None
         if self._metrics_token is not None and not bearer_matches(
             request.headers.get("Authorization"), self._metrics_token
@@ -169,7 +170,8 @@ class HealthServer:
         except ValueError:
             raise web.HTTPBadRequest(text="top must be an integer") from None
         # A snapshot of a big heap takes a while: off the event loop.
-        report = await asyncio.to_thread(self._allocations.report, top)
+        trim = request.query.get("trim", "") in ("1", "true")
+        report = await asyncio.to_thread(self._allocations.report, top, trim=trim)
         for site in report["since_last"][:10]:
             log.info("memory since last: %+d B %+d blocks %s", site["size_diff"], site["count_diff"], site["site"])
         return web.json_response(report)

@@ -10,6 +10,8 @@ own bookkeeping, which is why it is off by default and never on in production.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import tracemalloc
 from dataclasses import asdict, dataclass
@@ -23,6 +25,24 @@ _PROCESS = psutil.Process()
 def rss_bytes() -> int:
     """This process's resident set size now."""
     return int(_PROCESS.memory_info().rss)
+
+
+def malloc_trim() -> tuple[int, int] | None:
+    """Ask glibc to give free heap memory back to the system; RSS before and after.
+
+    A diagnostic: when RSS falls back close to where it started, the growth was memory the
+    allocator held free (fragmentation), not objects kept alive. None off glibc.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    libc = ctypes.CDLL(name)
+    if not hasattr(libc, "malloc_trim"):
+        return None
+    gc.collect()
+    before = rss_bytes()
+    libc.malloc_trim(0)
+    return before, rss_bytes()
 
 
 @dataclass(frozen=True)
@@ -56,8 +76,10 @@ class AllocationTracker:
              tracemalloc.Filter(False, "<frozen importlib._bootstrap>"))
         )
 
-    def report(self, top: int = 25) -> dict[str, Any]:
-        """Top growing sites since the previous report and since start, plus totals."""
+    def report(self, top: int = 25, *, trim: bool = False) -> dict[str, Any]:
+        """Top growing sites since the previous report and since start, plus totals; with
+        ``trim``, also RSS before and after :func:`malloc_trim`."""
+        trimmed = malloc_trim() if trim else None
         if self._first is None or self._last is None:
             self.start()
         assert self._first is not None and self._last is not None
@@ -71,6 +93,7 @@ class AllocationTracker:
             "traced_bytes": traced,
             "traced_peak_bytes": peak,
             "gc_objects": len(gc.get_objects()),
+            "malloc_trim_rss_bytes": list(trimmed) if trimmed else None,
             "since_last": [asdict(s) for s in since_last],
             "since_start": [asdict(s) for s in since_start],
         }
