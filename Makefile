@@ -4,12 +4,17 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PACKAGES = $(APT_PACKAGES)
 # Debian packages: espeak-ng (test speech), libportaudio2 (microphone capture), docker-compose
 # (offline validation of the compose file), Xvfb and the xcb libraries (GUI screenshots).
 APT_PACKAGES := espeak-ng libportaudio2 docker-compose xvfb xcompmgr libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-xinerama0 libxcb-image0 libxcb-render-util0 libxkbcommon-x11-0 xdotool xclip haproxy
 
-.PHONY: install system-deps run up test test-slow lint bench clean
+# Test-only Debian packages (`make test`, not `make run`): prometheus (promtool and a real
+# Prometheus for the alert-rule and scrape tests).
+TEST_APT_PACKAGES := prometheus
+
+.PHONY: install system-deps test-system-deps run up test test-slow lint bench clean
 
 install: $(STAMP)
 
@@ -22,7 +27,7 @@ $(STAMP): pyproject.toml
 
 # Installs the Debian packages that are missing, with apt-get, and says so.
 system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
+	@missing=""; for p in $(PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -40,10 +45,13 @@ run: install
 up: install
 	$(VENV)/bin/speech-pipeline up
 
-test: install
+test-system-deps:
+	@$(MAKE) --no-print-directory system-deps PACKAGES="$(TEST_APT_PACKAGES)"
+
+test: install test-system-deps
 	$(PY) -m pytest
 
-test-slow: install
+test-slow: install test-system-deps
 	$(PY) -m pytest -m slow
 
 lint: install

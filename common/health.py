@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Gauge, generate_latest
 
 from common.auth import bearer_matches
 from common.memdebug import AllocationTracker, rss_bytes
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
+
+# 1 while /health reports the degradation ``reason`` (a fixed key per cause, so few series);
+# the TranslationWorkerDegraded alert of infra/prometheus/rules.yml reads it.
+DEGRADED = Gauge("service_degraded", "1 while this service reports a degradation on /health, by reason", ["reason"])
 
 Check = Callable[[], Awaitable[tuple[bool, str]]]
 Details = Callable[[], dict[str, Any]]
@@ -57,8 +61,10 @@ class HealthState:
         """Mark (or with ``None`` clear) a degradation shown on /health."""
         if reason is None:
             self.degraded.pop(reason_key, None)
+            DEGRADED.labels(reason_key).set(0)
         else:
             self.degraded[reason_key] = reason
+            DEGRADED.labels(reason_key).set(1)
 
     async def run_checks(self) -> dict[str, tuple[bool, str]]:
         async def one(check: Check) -> tuple[bool, str]:

@@ -24,6 +24,7 @@ from common.health import HealthServer, HealthState
 from common.heartbeat import Heartbeat
 from common.lifecycle import Service
 from common.redis_conn import RETRYABLE, connect_with
+from common.redis_metrics import watch_redis_memory
 from common.security_settings import prepare_listeners
 from common.settings import GatewaySettings
 from common.tls import scheme
@@ -69,6 +70,7 @@ class GatewayService(Service):
         self.server: Server | None = None
         self.heartbeat: Heartbeat | None = None
         self._depth_task: asyncio.Task[None] | None = None
+        self._redis_memory_task: asyncio.Task[None] | None = None
         # Weak keys: a handshake admitted here but failing before the handler runs (client gone,
         # response not sent) must not keep its connection, and its buffers, for ever.
         self._admissions: weakref.WeakKeyDictionary[ServerConnection, Admission] = weakref.WeakKeyDictionary()
@@ -96,6 +98,7 @@ class GatewayService(Service):
             audio_quota=AudioQuota(redis, s.audio_seconds_per_subject_per_minute),
         )
         self._depth_task = asyncio.create_task(self._watch_depth(), name="queue-depth")
+        self._redis_memory_task = asyncio.create_task(watch_redis_memory(redis), name="redis-memory")
         self.server = await serve(
             self._handle,
             s.host,
@@ -186,9 +189,10 @@ class GatewayService(Service):
             self.server.close()
             await self.server.wait_closed()
             self.server = None
-        if self._depth_task is not None:
-            self._depth_task.cancel()
-            self._depth_task = None
+        for task in (self._depth_task, self._redis_memory_task):
+            if task is not None:
+                task.cancel()
+        self._depth_task = self._redis_memory_task = None
         if self.heartbeat is not None:
             await self.heartbeat.stop()
             self.heartbeat = None
