@@ -58,7 +58,9 @@ def hostport(url: str) -> str:
 
 
 @pytest.fixture
-def extra_translation_worker(local_stack, tiny_translation_model: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:  # type: ignore[no-untyped-def]
+def extra_translation_worker(  # type: ignore[no-untyped-def]
+    local_stack, tiny_translation_model: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
     env = {**os.environ, "REDIS_URL": local_stack.redis_url, "HOST": "127.0.0.1", "HEALTH_PORT": str(port),
            "TRANSLATION_MODEL": str(tiny_translation_model), "WORKER_INDEX": "7", "LOG_LEVEL": "WARNING"}
@@ -120,9 +122,9 @@ def query(base: str, expr: str) -> float | None:
 
 
 def test_prometheus_sees_the_pipeline_work_and_a_dead_worker(local_stack, prometheus, extra_translation_worker) -> None:  # type: ignore[no-untyped-def]
-    from tests.e2e.test_pipeline import stream_file
-
     import asyncio
+
+    from tests.e2e.test_pipeline import stream_file
 
     # Every target is up before anything moves.
     poll("all five targets up", lambda: query(prometheus, "sum(up)") == 5.0, timeout=60)
