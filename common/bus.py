@@ -85,6 +85,9 @@ class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", cache_strings="keys")
 
     v: Literal[1] = SCHEMA_VERSION
+    # W3C trace context of the utterance this message belongs to (common/tracing.py); None
+    # when tracing is off. Additive: a consumer without tracing ignores it.
+    traceparent: str | None = Field(default=None, max_length=128)
 
 
 class AudioJob(_Message):

@@ -124,16 +124,20 @@ def query(base: str, expr: str) -> float | None:
 def test_prometheus_sees_the_pipeline_work_and_a_dead_worker(local_stack, prometheus, extra_translation_worker) -> None:  # type: ignore[no-untyped-def]
     import asyncio
 
-    from tests.e2e.test_pipeline import stream_file
+    from demos.demo_client import DEFAULT_AUDIO_DIR, load_clips
+    from demos.metrics import SessionRecord
+    from demos.session import SessionOptions, run_session
 
     # Every target is up before anything moves.
     poll("all five targets up", lambda: query(prometheus, "sum(up)") == 5.0, timeout=60)
     before_finals = query(prometheus, "sum(gateway_final_latency_seconds_count)") or 0.0
     before_jobs = query(prometheus, 'sum(stt_jobs_total{outcome="done"})') or 0.0
 
-    messages, _ = asyncio.run(stream_file(local_stack.ws_url, speed=2.0))
-    finals = [m for m in messages if m["type"] == "final"]
-    assert finals, messages
+    [clip] = load_clips(DEFAULT_AUDIO_DIR, ("en",))
+    record = asyncio.run(run_session(SessionRecord(0, clip.clip), clip.pcm, clip.sample_rate,
+                                     SessionOptions(url=local_stack.ws_url, speed=2.0)))
+    finals = [r.message for r in record.received if r.type == "final"]
+    assert record.done and finals, record.client_errors
 
     poll("final latency histogram moved",
          lambda: (query(prometheus, "sum(gateway_final_latency_seconds_count)") or 0) >= before_finals + len(finals))
