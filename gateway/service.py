@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from common import bus
+from common import bus, logs
 from common.health import HealthServer, HealthState
 from common.heartbeat import Heartbeat
 from common.lifecycle import Service
@@ -155,6 +155,7 @@ class GatewayService(Service):
             await ws.close(1013, "gateway at MAX_SESSIONS; try again later")
             return
         conn = Connection(self.ctx, ws, admission)
+        logs.bind(session_id=conn.session_id)  # every line of this connection's tasks carries it
         self.ctx.connections.add(conn)
         metrics.SESSIONS.set(len(self.ctx.connections))
         try:

@@ -15,7 +15,7 @@ from sentry_sdk.transport import Transport
 from common.errors import setup_error_reports
 from common.logs import register_secret
 
-SECRET = "redis-pass-5f3a9c"  # noqa: S105 - a test value
+SECRET = "redis-pass-5f3a9c"  # a test value
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 
 
