@@ -21,19 +21,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 
 from common import bus, tracing
 from common.auth import AuthError, AuthLease, token_from_auth_message
 from common.redis_conn import RETRYABLE
 from gateway import metrics, protocol
+from gateway.client_socket import ClientSocket, SocketClosed
+from gateway.context import GatewayContext
 from gateway.limits import Admission, AudioMeter
 from gateway.ordering import OrdererOptions, ResultOrderer
 from gateway.partials import OVERLOADED, PartialOptions, PartialScheduler
 from gateway.ratelimit import TokenBucket
 from gateway.segmenter import Segmenter, SegmenterOptions, SpeechEnded, SpeechStarted, UtteranceReady
-from gateway.service import GatewayContext
 from gateway.sessions import SessionConfig
 
 log = logging.getLogger(__name__)
@@ -52,7 +51,7 @@ class EarlyFinal:
 
 
 class Connection:
-    def __init__(self, ctx: GatewayContext, ws: ServerConnection, admission: Admission | None = None) -> None:
+    def __init__(self, ctx: GatewayContext, ws: ClientSocket, admission: Admission | None = None) -> None:
         self.ctx = ctx
         self.ws = ws
         self.admission = admission or Admission()
@@ -149,7 +148,7 @@ class Connection:
 
     async def _refuse(self, code: str, message: str) -> None:
         """Before the session starts: an error frame, then close 1008 with the code."""
-        with contextlib.suppress(ConnectionClosed):
+        with contextlib.suppress(SocketClosed):
             await self.ws.send(protocol.Error(code=code, message=message).to_json())
             await self.ws.close(1008, code)
 
@@ -174,7 +173,7 @@ class Connection:
                 await self._on_message(message)
                 if self.closed:
                     break
-        except ConnectionClosed:
+        except SocketClosed:
             pass
         finally:
             await self._close()
@@ -215,7 +214,7 @@ class Connection:
             self.error(exc.code, exc.message)
             await self._wait_sent_queue()
             self.closed = True
-            with contextlib.suppress(ConnectionClosed):
+            with contextlib.suppress(SocketClosed):
                 await self.ws.close(1008, exc.code)
 
     async def _wait_sent_queue(self) -> None:
@@ -606,7 +605,7 @@ class Connection:
                 if data is None:
                     return
                 await self.ws.send(data)
-            except ConnectionClosed:
+            except SocketClosed:
                 return
             finally:
                 self.send_queue.task_done()
@@ -625,7 +624,7 @@ class Connection:
                 elif state == "close":
                     await self._wait_sent_queue()
                     self.closed = True
-                    with contextlib.suppress(ConnectionClosed):
+                    with contextlib.suppress(SocketClosed):
                         await self.ws.close(1008, "token_expired")
                     return
                 if now - renewed > 20:
@@ -638,7 +637,7 @@ class Connection:
             if self.ending and self.orderer.idle:
                 self._put(protocol.Done().to_dict())
                 await self.send_queue.put(None)
-                with contextlib.suppress(ConnectionClosed):
+                with contextlib.suppress(SocketClosed):
                     await self._wait_sent()
                     await self.ws.close(1000, "done")
                 return
@@ -705,7 +704,7 @@ class Connection:
 
     async def going_away(self) -> None:
         """The gateway is stopping: tell the client so it reconnects elsewhere and resumes."""
-        with contextlib.suppress(ConnectionClosed):
+        with contextlib.suppress(SocketClosed):
             await self.ws.close(1001, "gateway restarting; reconnect and resume")
 
     async def _close(self) -> None:

@@ -7,7 +7,6 @@ session grows with the count instead.
 
 from __future__ import annotations
 
-import gc
 import subprocess
 import sys
 import textwrap
@@ -73,37 +72,6 @@ def test_auth_lockout_outlives_the_forgetting_of_older_failures() -> None:
     clock.t += 40  # the first address's failure is 70 s old, the lockout has 20 s to go
     assert tracker.check("192.0.2.11") is not None
     assert len(tracker) == 1
-
-
-def test_admissions_of_failed_handshakes_are_not_kept() -> None:
-    """An admission recorded by process_request whose handler never runs (the handshake failed
-    after it) goes with its connection."""
-    from common.settings import GatewaySettings
-    from gateway.limits import HandshakeGuard
-    from gateway.service import GatewayContext, GatewayService
-
-    settings = GatewaySettings(_env_file=None)  # type: ignore[call-arg]
-    service = GatewayService(settings)
-    service.ctx = GatewayContext(
-        settings=settings, redis=None, router=None, store=None, name="t", silero=None,  # type: ignore[arg-type]
-        guard=HandshakeGuard.from_settings(settings), subject_sessions=None,  # type: ignore[arg-type]
-        audio_quota=None,  # type: ignore[arg-type]
-    )
-
-    class FakeConnection:
-        def __init__(self, i: int) -> None:
-            self.remote_address = (f"10.4.0.{i}", 40000)  # below the per-IP connection rate
-
-    class FakeRequest:
-        headers: dict[str, str] = {}  # noqa: RUF012
-        path = "/"
-
-    for i in range(200):
-        connection = FakeConnection(i)
-        assert service._process_request(connection, FakeRequest()) is None  # type: ignore[arg-type]
-        del connection
-    gc.collect()
-    assert len(service._admissions) == 0
 
 
 def test_decoding_results_does_not_cache_each_sessions_ids() -> None:
