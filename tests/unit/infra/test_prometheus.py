@@ -106,3 +106,17 @@ def test_k8s_scrape_config_names_the_metrics_services() -> None:
     for name in names:
         service = name.split(".")[2]
         assert service in services, f"{name} names no Service of infra/k8s"
+
+
+def test_monitoring_override_merges_with_the_stack(compose) -> None:  # type: ignore[no-untyped-def]
+    """docker-compose.monitoring.yml adds Prometheus, Loki, Promtail and Grafana to the stack,
+    mounting the files this directory tests."""
+    from tests.unit.infra.conftest import COMPOSE_REQUIRED_ENV
+
+    result = compose("config", files=("docker-compose.yml", "docker-compose.monitoring.yml"),
+                     env=COMPOSE_REQUIRED_ENV)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert {"prometheus", "loki", "promtail", "grafana", "gateway"} <= set(services)
+    mounts = [str(v.get("source", v) if isinstance(v, dict) else v) for v in services["prometheus"]["volumes"]]
+    assert any("prometheus/rules.yml" in m for m in mounts), mounts
