@@ -48,7 +48,8 @@ def setup_error_reports(dsn: str, *, service: str, transport: Any = None, releas
         include_local_variables=False,  # frames' locals could hold audio, tokens, anything
         before_send=scrub_event,
         before_breadcrumb=scrub_event,
-        default_integrations=True,
+        default_integrations=True,  # logging, excepthook, threading, ...
+        auto_enabling_integrations=False,  # would import every instrumentable library installed
         **options,
     )
     sentry_sdk.set_tag("service", service)

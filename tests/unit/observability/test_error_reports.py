@@ -42,7 +42,7 @@ def transport() -> Iterator[CapturingTransport]:
         yield captured
     finally:
         sentry_sdk.get_client().close()
-        sentry_sdk.init()  # a disabled client for the tests that follow
+        sentry_sdk.init(auto_enabling_integrations=False)  # a disabled client for the tests that follow
 
 
 def test_exceptions_are_reported_without_secrets_or_tokens(transport: CapturingTransport) -> None:
