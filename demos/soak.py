@@ -282,10 +282,12 @@ def format_result(result: SoakResult, services: list[str], options: SoakOptions)
     lines.append("")
     lines.append(f"RSS slope after {options.warmup_rounds} warm-up rounds (least squares, MB per 100 sessions):")
     for g in result.growth:
-        slope = f"{g.slope_mb_per_100:+.2f}" if g.slope_mb_per_100 is not None else "n/a"
+        # MB per 100 sessions = 10 KB per session: say it both ways.
+        slope = (f"{g.slope_mb_per_100:+.2f} ({g.slope_mb_per_100 * 10:+.0f} KB a session)"
+                 if g.slope_mb_per_100 is not None else "n/a")
         span = (f"{g.first_mb:.1f} -> {g.last_mb:.1f} MB over {g.points} rounds"
                 if g.first_mb is not None and g.last_mb is not None else "no data")
-        lines.append(f"  {g.service:<20} {slope:>8}   ({span})")
+        lines.append(f"  {g.service:<20} {slope:>26}   ({span})")
     if result.redis is not None:
         r = result.redis
         lines.append("")
