@@ -13,8 +13,9 @@ APT_PACKAGES := espeak-ng libportaudio2 libxcb-icccm4 libxcb-keysyms1 libxcb-xin
 	libxcb-render-util0 libxkbcommon-x11-0 xdotool xclip
 # Only for `make test`: docker-compose and haproxy (offline validation of compose and the load
 # balancer), Xvfb (GUI tests and screenshots), a real PostgreSQL server (initdb in a temp dir)
-# and pg_dump/pg_restore for the transcript store, Chromium and its WebDriver for the web page.
-TEST_APT_PACKAGES := docker-compose haproxy xvfb xcompmgr postgresql chromium chromium-driver
+# and pg_dump/pg_restore for the transcript store, Chromium and its WebDriver for the web page,
+# prometheus (promtool and a real Prometheus for the alert-rule and scrape tests).
+TEST_APT_PACKAGES := docker-compose haproxy xvfb xcompmgr postgresql chromium chromium-driver prometheus
 
 .PHONY: install install-test system-deps test-deps apt-install run up test test-slow lint bench clean
 

@@ -180,6 +180,11 @@ def upload_session_id(upload_id: str) -> str:
     return f"upload-{upload_id}"
 
 
+# Prefixes of the keys that exist per session or per subject: each must carry a TTL, so a
+# finished session leaves nothing behind for ever (checked by common.keyaudit and the soak).
+PER_SESSION_KEY_PREFIXES = ("session:", "session_log:", "limits:")
+
+
 def segment_id(session_id: str, utterance_index: int) -> str:
     """The id of one utterance of a session: the same for its partials, final and translation."""
     return f"{session_id}:{utterance_index}"
@@ -190,9 +195,14 @@ class MalformedMessage(ValueError):
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # cache_strings="keys": pydantic-core would otherwise cache every short string value it parses
+    # (session and segment ids, one set per session) in its 16k-entry cache; keys repeat, ids do not.
+    model_config = ConfigDict(frozen=True, extra="ignore", cache_strings="keys")
 
     v: Literal[1] = SCHEMA_VERSION
+    # W3C trace context of the utterance this message belongs to (common/tracing.py); None
+    # when tracing is off. Additive: a consumer without tracing ignores it.
+    traceparent: str | None = Field(default=None, max_length=128)
 
 
 class AudioJob(_Message):
@@ -324,7 +334,8 @@ class SessionInfo(_Message):
 Result = Annotated[
     PartialResult | FinalResult | TranslationResult | ErrorResult, Field(discriminator="type")
 ]
-_RESULT_ADAPTER: TypeAdapter[Result] = TypeAdapter(Result)
+# The union's JSON parser takes its config from here, not from the models.
+_RESULT_ADAPTER: TypeAdapter[Result] = TypeAdapter(Result, config=ConfigDict(cache_strings="keys"))
 
 
 def _field(fields: dict[Any, Any], name: str) -> Any:

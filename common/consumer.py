@@ -37,6 +37,7 @@ from common.bus import (
     DEAD_LETTERS_TTL_SECONDS,
     MalformedMessage,
 )
+from common.logs import log_context
 from common.redis_conn import RETRYABLE
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,14 @@ class ConsumerOptions:
     max_deliveries: int = 3
     claim_interval_s: float | None = None  # default: half of claim_idle_ms
 
+
+
+def _ids_of(job: Any) -> dict[str, str]:
+    """session_id, segment_id and traceparent of a decoded job (a bus message, or a tuple
+    starting with one), for the log lines of its handling."""
+    message = job[0] if isinstance(job, tuple) and job else job
+    ids = {name: getattr(message, name, None) for name in ("session_id", "segment_id", "traceparent")}
+    return {name: value for name, value in ids.items() if isinstance(value, str)}
 
 @dataclass(frozen=True)
 class Entry(Generic[T]):
@@ -251,7 +260,8 @@ class StreamConsumer(Generic[T]):
 
     async def _handle(self, entries: list[Entry[T]]) -> list[str]:
         try:
-            return list(await self._handler(entries))
+            with log_context(**_ids_of(entries[0].job) if len(entries) == 1 else {}):
+                return list(await self._handler(entries))
         except asyncio.CancelledError:
             raise
         except Exception:

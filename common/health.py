@@ -16,14 +16,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Gauge, generate_latest
 
 from common.auth import bearer_matches
+from common.memdebug import AllocationTracker, rss_bytes
 
 if TYPE_CHECKING:
     from common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
+
+# 1 while /health reports the degradation ``reason`` (a fixed key per cause, so few series);
+# the TranslationWorkerDegraded alert of infra/prometheus/rules.yml reads it.
+DEGRADED = Gauge("service_degraded", "1 while this service reports a degradation on /health, by reason", ["reason"])
 
 Check = Callable[[], Awaitable[tuple[bool, str]]]
 Details = Callable[[], dict[str, Any]]
@@ -57,8 +62,10 @@ class HealthState:
         """Mark (or with ``None`` clear) a degradation shown on /health."""
         if reason is None:
             self.degraded.pop(reason_key, None)
+            DEGRADED.labels(reason_key).set(0)
         else:
             self.degraded[reason_key] = reason
+            DEGRADED.labels(reason_key).set(1)
 
     async def run_checks(self) -> dict[str, tuple[bool, str]]:
         async def one(name: str, check: Check) -> tuple[bool, str]:
@@ -105,6 +112,7 @@ class HealthServer:
         registry: CollectorRegistry = REGISTRY,
         metrics_token: str | None = None,
         ssl_context: Any = None,
+        memory_debug: bool = False,
     ) -> None:
         self.state = state
         self.host = host
@@ -113,12 +121,15 @@ class HealthServer:
         self._metrics_token = metrics_token
         self._ssl = ssl_context
         self._runner: web.AppRunner | None = None
+        # MEMORY_DEBUG: tracemalloc from start, top growing allocation sites on /debug/memory.
+        self._allocations = AllocationTracker() if memory_debug else None
 
     @classmethod
     def for_service(cls, state: HealthState, settings: CommonSettings, ssl_context: Any = None) -> HealthServer:
         """The server a service mounts: its host and health port, TLS and metrics token."""
         token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
-        return cls(state, settings.host, settings.health_port, ssl_context=ssl_context, metrics_token=token)
+        return cls(state, settings.host, settings.health_port, ssl_context=ssl_context, metrics_token=token,
+                   memory_debug=settings.memory_debug)
 
     def _app(self) -> web.Application:
         app = web.Application()
@@ -127,6 +138,8 @@ class HealthServer:
         app.router.add_get("/health", self._health)
         app.router.add_get("/ready", self._ready)
         app.router.add_get("/metrics", self._metrics)
+        if self._allocations is not None:
+            app.router.add_get("/debug/memory", self._memory)
         return app
 
     async def _headers(self, request: web.Request, response: web.StreamResponse) -> None:
@@ -141,6 +154,7 @@ class HealthServer:
             "service": self.state.service,
             "instance": self.state.instance,
             "uptime_seconds": round(time.time() - self.state.started_at, 1),
+            "rss_bytes": rss_bytes(),
             "reasons": dict(self.state.degraded),
             "details": details,
         }
@@ -166,7 +180,29 @@ class HealthServer:
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 
+    async def _memory(self, request: web.Request) -> web.Response:
+        """Top growing allocation sites since the last call (behind the metrics token);
+        ``?trim=1`` also returns free heap memory to the system and says how much RSS fell."""
+        assert self._allocations is not None
+        if self._metrics_token is not None and not bearer_matches(
+            request.headers.get("Authorization"), self._metrics_token
+        ):
+            raise web.HTTPUnauthorized(text="needs the metrics token", headers={"WWW-Authenticate": "Bearer"})
+        try:
+            top = max(1, min(200, int(request.query.get("top", "25"))))
+        except ValueError:
+            raise web.HTTPBadRequest(text="top must be an integer") from None
+        # A snapshot of a big heap takes a while: off the event loop.
+        trim = request.query.get("trim", "") in ("1", "true")
+        report = await asyncio.to_thread(self._allocations.report, top, trim=trim)
+        for site in report["since_last"][:10]:
+            log.info("memory since last: %+d B %+d blocks %s", site["size_diff"], site["count_diff"], site["site"])
+        return web.json_response(report)
+
     async def start(self) -> None:
+        if self._allocations is not None:
+            self._allocations.start()
+            log.warning("MEMORY_DEBUG is on: tracemalloc traces every allocation (slow); /debug/memory")
         self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl, reuse_address=True)
@@ -182,3 +218,5 @@ class HealthServer:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        if self._allocations is not None:
+            self._allocations.stop()

@@ -124,4 +124,10 @@ def service_main(name: str, settings_class: Callable[[], S], build: Callable[[S]
     except ValidationError as exc:
         sys.exit(f"{name}: invalid settings: {exc}")
     setup_logging(settings.log_level, settings.log_format, service=name)
+    from common.errors import setup_error_reports
+    from common.tracing import setup_tracing
+
+    setup_tracing(name, settings.otel_exporter_otlp_endpoint)
+    if settings.sentry_dsn is not None:
+        setup_error_reports(settings.sentry_dsn.get_secret_value(), service=name)
     run(build(settings), shutdown_timeout=settings.shutdown_timeout_seconds)

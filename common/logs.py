@@ -3,16 +3,24 @@
 Services register every secret value they hold (Redis password, JWT secret, tokens) with
 :func:`register_secret`; a filter on the root handler replaces them in every formatted
 record, exception text included, so a secret cannot reach a log line by accident.
+
+Every record also carries ``session_id``, ``segment_id`` and ``trace_id`` when they are known
+(context variables: :func:`bind` for a connection's whole life, :func:`log_context` around
+one job; ``trace_id`` also from the active OpenTelemetry span), so a central log store
+(Loki, Elasticsearch) can join a session's lines across services, and with its trace.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _secrets: set[str] = set()
@@ -43,6 +51,60 @@ def redact_tokens(text: str) -> str:
         text = pattern.sub(replacement, text)
     return text
 
+
+
+CONTEXT_FIELDS = ("session_id", "segment_id", "trace_id")
+_context: dict[str, contextvars.ContextVar[str | None]] = {
+    name: contextvars.ContextVar(f"log_{name}", default=None) for name in CONTEXT_FIELDS
+}
+
+
+def _trace_id(traceparent: str | None) -> str | None:
+    parts = traceparent.split("-") if traceparent else []
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+
+
+def bind(*, session_id: str | None = None, segment_id: str | None = None, traceparent: str | None = None) -> None:
+    """Set the fields for the rest of this task (and the tasks it starts)."""
+    values = {"session_id": session_id, "segment_id": segment_id, "trace_id": _trace_id(traceparent)}
+    for name, value in values.items():
+        if value is not None:
+            _context[name].set(value)
+
+
+@contextmanager
+def log_context(*, session_id: str | None = None, segment_id: str | None = None,
+                traceparent: str | None = None) -> Iterator[None]:
+    """The fields for the records logged inside the block (one job's handling)."""
+    values = {"session_id": session_id, "segment_id": segment_id, "trace_id": _trace_id(traceparent)}
+    tokens = [(_context[name], _context[name].set(value)) for name, value in values.items() if value is not None]
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Puts the known context fields on each record (never overwriting an explicit ``extra``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, var in _context.items():
+            value = var.get()
+            if name == "trace_id" and value is None:
+                value = _active_trace_id()
+            if value is not None and not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+def _active_trace_id() -> str | None:
+    try:
+        from opentelemetry import trace
+    except ImportError:  # tracing is optional for the log set-up
+        return None
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
 
 
 def register_secret(value: str | None) -> None:
@@ -96,6 +158,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text", service: str = "") -> 
         handler.setFormatter(
             _RedactingFormatter(f"%(asctime)s %(levelname)-7s {prefix}%(name)s: %(message)s")
         )
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

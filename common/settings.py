@@ -68,6 +68,13 @@ class CommonSettings(SecuritySettings):
         description="Stable name of this instance (consumer name, heartbeat, worker field).",
     )
     heartbeat_ttl_seconds: float = Field(default=15.0, gt=0, description="TTL of heartbeat keys.")
+    otel_exporter_otlp_endpoint: str = Field(
+        default="", description="OTLP/HTTP collector URL; empty: no traces. The other OTEL_* variables apply."
+    )
+    sentry_dsn: SecretStr | None = Field(default=None, description="Sentry DSN; unset: no error reports.")
+    memory_debug: bool = Field(
+        default=False, description="tracemalloc on, top growing allocation sites on /debug/memory (slow)."
+    )
     shutdown_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Graceful shutdown budget before in-flight work is abandoned."
     )

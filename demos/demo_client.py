@@ -3,6 +3,7 @@
     python demo_client.py --clients 1
     python demo_client.py --clients 10
     python demo_client.py --load-test --clients 5 --batches 3
+    python demo_client.py --soak 10m --clients 20 --max-growth-mb-per-100 2
 
 Each client opens a WebSocket session (protocol v1), sends ``config``, streams a clip from
 ``--audio-dir`` (made by ``generate_audio.py``) in 30 ms chunks at real-time pace (scaled
@@ -36,6 +37,7 @@ if __package__ in (None, ""):
     # Run as a script from demos/: make the repository root importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from demos import soak
 from demos.audio_tools import read_wav_pcm16
 from demos.manifest import Clip, load_manifest
 from demos.metrics import Received, Report, SessionRecord, summarise
@@ -193,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--srt-dir", type=Path, default=None, help="with --fetch-srt: save the SRT files here")
     parser.add_argument("--log-level", default="WARNING")
+    soak.add_arguments(parser)
     return parser
 
 
@@ -270,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         clips = load_clips(options.audio_dir, options.clips)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         parser.error(str(exc))
+    if args.soak is not None:
+        return soak.main(args, options, clips)
     records, wall = asyncio.run(run(options, clips))
     report = summarise(records, wall)
     print(format_report(report, heading(options)))

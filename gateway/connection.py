@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from common import bus
+from common import bus, tracing
 from common.auth import AuthError, AuthLease, token_from_auth_message
 from common.redis_conn import RETRYABLE
 from gateway import metrics, protocol
@@ -410,6 +410,8 @@ class Connection:
         await self._xadd(job, audio)
 
     async def _xadd(self, job: bus.AudioJob, audio: np.ndarray) -> bool:
+        if job.kind == "final":  # one trace per utterance (common/tracing.py); partials are not traced
+            job = tracing.start_utterance(job, {"segment_id": job.segment_id, "speculative": job.speculative})
         try:
             await self.ctx.redis.xadd(bus.audio_jobs_stream(job.session_id), bus.encode_audio_job(job, audio))
             return True
@@ -432,6 +434,8 @@ class Connection:
         if isinstance(result, bus.FinalResult) and result.queued_at:
             overhead = time.time() - result.queued_at - result.inference_seconds
             metrics.PIPELINE_OVERHEAD.observe(max(0.0, overhead))
+        if isinstance(result, bus.FinalResult | bus.TranslationResult):
+            tracing.record_span("gateway.deliver", result.traceparent, attributes={"type": result.type})
         self._deliver(result)
         if self.closed and self.orderer.idle:
             self._done.set()  # detached and nothing left to log: stop holding the session
@@ -508,7 +512,7 @@ class Connection:
         job = bus.TranscriptionJob(
             session_id=result.session_id, segment_id=result.segment_id, utterance_index=result.utterance_index,
             text=result.text, source_language=result.language, target_language=target,
-            created_at=time.time(), speech_end_at=result.speech_end_at,
+            created_at=time.time(), speech_end_at=result.speech_end_at, traceparent=result.traceparent,
         )
         try:
             await self.ctx.redis.xadd(bus.transcriptions_stream(job.session_id), bus.encode_transcription_job(job))

@@ -90,6 +90,8 @@ class IpRateLimiter:
         Refused attempts are not counted, so a client that backs off recovers one window later.
         """
         now = self._clock()
+        cutoff = now - self.window
+        self._forget_idle(cutoff)
         attempts = self._attempts.get(ip)
         if attempts is None:
             attempts = deque()
@@ -97,7 +99,6 @@ class IpRateLimiter:
             self._evict()
         else:
             self._attempts.move_to_end(ip)
-        cutoff = now - self.window
         while attempts and attempts[0] <= cutoff:
             attempts.popleft()
         if len(attempts) >= self.per_minute:
@@ -107,6 +108,16 @@ class IpRateLimiter:
                            retry_after=retry, http_status=429, close_code=1008)
         attempts.append(now)
         return None
+
+    def _forget_idle(self, cutoff: float) -> None:
+        """Drop IPs with no attempt in the window: the least recently seen come first, so this
+        stops at the first one still active (amortised O(1) a call). Without it every client
+        address ever seen stays until ``max_ips`` of them pile up."""
+        while self._attempts:
+            ip, attempts = next(iter(self._attempts.items()))
+            if attempts and attempts[-1] > cutoff:
+                return
+            del self._attempts[ip]
 
     def _evict(self) -> None:
         while len(self._attempts) > self._max_ips:
@@ -138,16 +149,31 @@ class AuthFailureTracker:
 
     def check(self, ip: str) -> Refusal | None:
         """A ``locked_out`` refusal while ``ip`` is locked out; check before verifying a token."""
+        now = self._clock()
+        self._forget_idle(now)
         entry = self._ips.get(ip)
         if entry is None:
             return None
-        now = self._clock()
         if entry.locked_until > now:
             return Refusal(LOCKED_OUT, "too many failed authentications from this address; try later",
                            retry_after=entry.locked_until - now, http_status=429, close_code=1008)
         if entry.locked_until and not entry.times:
             del self._ips[ip]  # the lockout is over and nothing else is remembered
         return None
+
+    def _forget_idle(self, now: float) -> None:
+        """Drop the least recently failing IPs whose failures and lockout are all over (stops at
+        the first one still remembered for a reason), so one bad token from each of many
+        clients is not kept until ``max_ips`` pile up."""
+        cutoff = now - self.lockout_seconds
+        while self._ips:
+            ip, entry = next(iter(self._ips.items()))
+            if entry.locked_until > now or (entry.times and entry.times[-1] > cutoff):
+                return
+            del self._ips[ip]
+
+    def __len__(self) -> int:
+        return len(self._ips)
 
     def record_failure(self, ip: str) -> Refusal | None:
         """Count a failed authentication; the ``locked_out`` refusal when this one locks ``ip``."""

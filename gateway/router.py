@@ -105,7 +105,8 @@ class ResultRouter:
         broken = False
         while True:
             assert self._pubsub is not None
-            if not self._holders:
+            # Also while the first SUBSCRIBE is on its way: the pub/sub has no connection yet.
+            if not self._holders or self._pubsub.connection is None:
                 self._subscribed.clear()
             # Wait for the first SUBSCRIBE to be sent, not only for a holder to be registered:
             # until then the pub/sub object has no connection to read (a cluster client opens

@@ -16,11 +16,12 @@ from typing import Any
 
 from aiohttp import web
 
-from common import bus
+from common import bus, logs
 from common.health import HealthServer, HealthState
 from common.heartbeat import Heartbeat
 from common.lifecycle import Service
 from common.redis_conn import RETRYABLE, connect_with
+from common.redis_metrics import watch_redis_memory
 from common.security_settings import prepare_listeners
 from common.settings import GatewaySettings
 from common.tls import scheme
@@ -50,6 +51,7 @@ class GatewayService(Service):
         self.site: web.TCPSite | None = None
         self.heartbeat: Heartbeat | None = None
         self._depth_task: asyncio.Task[None] | None = None
+        self._redis_memory_task: asyncio.Task[None] | None = None
         self.port = settings.gateway_port
 
     async def startup(self) -> None:
@@ -74,6 +76,7 @@ class GatewayService(Service):
             audio_quota=AudioQuota(redis, s.audio_seconds_per_subject_per_minute),
         )
         self._depth_task = asyncio.create_task(self._watch_depth(), name="queue-depth")
+        self._redis_memory_task = asyncio.create_task(watch_redis_memory(redis), name="redis-memory")
         # Handlers are cancelled if still running this long after the listener closed.
         self.runner = web.AppRunner(build_app(self.ctx, self._websocket), access_log=None, shutdown_timeout=3.0)
         await self.runner.setup()
@@ -123,6 +126,7 @@ class GatewayService(Service):
                 await sock.close(1013, "gateway at MAX_SESSIONS; try again later")
                 return ws
             conn = Connection(ctx, sock, admission)
+            logs.bind(session_id=conn.session_id)  # every line of this connection's tasks carries it
             ctx.connections.add(conn)
             metrics.SESSIONS.set(len(ctx.connections))
             try:
@@ -165,9 +169,10 @@ class GatewayService(Service):
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
-        if self._depth_task is not None:
-            self._depth_task.cancel()
-            self._depth_task = None
+        for task in (self._depth_task, self._redis_memory_task):
+            if task is not None:
+                task.cancel()
+        self._depth_task = self._redis_memory_task = None
         if self.heartbeat is not None:
             await self.heartbeat.stop()
             self.heartbeat = None

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from common import bus
+from common import bus, tracing
 from common.consumer import Entry
 from common.redis_conn import ResultPipeline
 from common.settings import SttSettings
@@ -147,10 +147,12 @@ class SttWorker(StreamWorker[Job]):
         # One batch at a time per worker (the consumer loop awaits it): the model uses every
         # CPU thread it is given, so concurrent batches would only contend.
         started = time.perf_counter()
+        started_wall = time.time()
         try:
             results = await asyncio.to_thread(self.engine.transcribe_batch, requests)
         finally:
             metrics.INFERENCE_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        self._batch_window = (started_wall, time.time())  # for each job's trace spans
         for e in run:
             metrics.JOBS.labels(e.job[0].kind, "done").inc()
         return results
@@ -172,6 +174,7 @@ class SttWorker(StreamWorker[Job]):
             return
         # Word times are relative to the job's audio, which begins before the speech onset.
         origin = job.start if job.audio_start is None else job.audio_start
+        traceparent = self._trace_final(job, t)
         # An early (speculative) final is translated by the gateway once it is confirmed.
         wants_translation = bool(job.target_language and t.text.strip()) and not job.speculative
         final = bus.FinalResult(
@@ -196,6 +199,7 @@ class SttWorker(StreamWorker[Job]):
             queued_at=job.created_at,
             translation_expected=wants_translation,
             speculative=job.speculative,
+            traceparent=traceparent,
         )
         pipe.publish(channel, bus.encode_result(final))
         if not job.speculative:  # an early final is stored by the gateway once it is confirmed
@@ -214,9 +218,21 @@ class SttWorker(StreamWorker[Job]):
                         target_language=job.target_language,
                         created_at=time.time(),
                         speech_end_at=job.speech_end_at,
+                        traceparent=traceparent,
                     )
                 ),
             )
+
+    def _trace_final(self, job: bus.AudioJob, t: Transcript) -> str | None:
+        """The job's wait in audio_jobs and its share of the batch, as spans of its trace."""
+        if job.traceparent is None:
+            return None
+        began, ended = getattr(self, "_batch_window", (time.time(), time.time()))
+        waited = tracing.record_span("bus.audio_jobs", job.traceparent, start=job.created_at, end=began,
+                                     kind="consumer")
+        return tracing.record_span("stt.transcribe", waited, start=began, end=ended, attributes={
+            "worker": self.worker_name, "language": t.language or "", "audio_seconds": round(job.end - job.start, 3),
+        })
 
     def _skipped(self, job: bus.AudioJob) -> bus.PartialResult:
         return bus.PartialResult(

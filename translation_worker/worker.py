@@ -18,7 +18,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from common import bus
+from common import bus, tracing
 from common.consumer import Entry
 from common.redis_conn import ResultPipeline
 from common.settings import TranslationSettings
@@ -108,11 +108,17 @@ class TranslationWorker(StreamWorker[bus.TranscriptionJob]):
         items = [TranslationItem(j.text, j.source_language, j.target_language) for j in jobs]
         BATCH_SIZE.observe(len(items))
         started = time.perf_counter()
+        started_wall = time.time()
         outcomes = await asyncio.to_thread(self.manager.translate, items)
         TRANSLATE_SECONDS.observe(time.perf_counter() - started)
+        ended_wall = time.time()
         async with ResultPipeline(self.redis) as pipe:
             for job, outcome in zip(jobs, outcomes, strict=True):
                 channel = bus.results_channel(job.session_id)
+                traceparent = tracing.record_span(
+                    "translation.translate", job.traceparent, start=started_wall, end=ended_wall,
+                    attributes={"worker": self.worker_name, "ok": outcome.ok, "target": job.target_language},
+                )
                 if outcome.ok:
                     TRANSLATIONS.labels("ok").inc()
                     result: bus.TranslationResult | bus.ErrorResult = bus.TranslationResult(
@@ -123,6 +129,7 @@ class TranslationWorker(StreamWorker[bus.TranscriptionJob]):
                         source_language=job.source_language,
                         target_language=job.target_language,
                         worker=self.worker_name,
+                        traceparent=traceparent,
                     )
                 else:
                     TRANSLATIONS.labels(outcome.error_code or "error").inc()
@@ -132,6 +139,7 @@ class TranslationWorker(StreamWorker[bus.TranscriptionJob]):
                         utterance_index=job.utterance_index,
                         code=outcome.error_code or "translation_failed",
                         message=outcome.error_message or "translation failed",
+                        traceparent=traceparent,
                     )
                 pipe.publish(channel, bus.encode_result(result))
                 if isinstance(result, bus.TranslationResult):
