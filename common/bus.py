@@ -91,10 +91,24 @@ class AudioJob(_Message):
     sample_rate: Literal[16000] = 16000
     start: float = Field(ge=0, description="Utterance start, seconds since session start.")
     end: float = Field(ge=0, description="Utterance end (or audio so far), same clock.")
+    audio_start: float | None = Field(
+        default=None, ge=0,
+        description="Where the job's audio begins (pre-roll or overlap included), same clock; word "
+        "times are offset by it. None: at ``start``.",
+    )
     source_language: str | None = None
     target_language: str | None = None
-    prompt: str | None = Field(default=None, description="Previous final of the session.")
-    word_timestamps: bool = False
+    prompt: str | None = Field(
+        default=None, description="Committed text before this audio (the turn's earlier finals, or the "
+        "previous final of the session); partials carry it too.",
+    )
+    word_timestamps: bool = Field(
+        default=False, description="Return words with times (finals: the client asked; partials: the "
+        "gateway's commit policy needs them).",
+    )
+    commit: Literal["pause", "agreement", "max_length", "turn_end", "flush"] | None = Field(
+        default=None, description="Finals: why the gateway committed this span of its turn (issue 14).",
+    )
     created_at: float = Field(description="Wall clock (epoch s) when the gateway queued it.")
     speech_end_at: float | None = Field(
         default=None, description="Wall clock when the segmenter saw speech end (finals)."
@@ -120,6 +134,15 @@ class TranscriptionJob(_Message):
     speech_end_at: float | None = None
 
 
+class Word(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
 class PartialResult(_Message):
     type: Literal["realtime"] = "realtime"
     session_id: str
@@ -128,19 +151,14 @@ class PartialResult(_Message):
     partial_seq: int
     text: str
     language: str | None = None
+    language_probability: float | None = None
     translation: str | None = None
+    words: list[Word] | None = Field(default=None, description="With times in session seconds, on request.")
+    audio_start: float | None = Field(default=None, description="The job's audio span, session seconds.")
+    audio_end: float | None = None
     worker: str = ""
     inference_seconds: float = 0.0
     skipped: bool = Field(default=False, description="Not run: the partial slot is free again.")
-
-
-class Word(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    word: str
-    start: float
-    end: float
-    probability: float
 
 
 class FinalResult(_Message):
@@ -160,6 +178,7 @@ class FinalResult(_Message):
     queued_at: float | None = Field(default=None, description="When the gateway queued the job (epoch s).")
     translation_expected: bool = False
     speculative: bool = False
+    commit: str | None = Field(default=None, description="The job's commit reason, echoed.")
 
 
 class TranslationResult(_Message):

@@ -146,11 +146,15 @@ class GatewaySettings(CommonSettings):
         default=256, ge=8, description="Messages queued per client before it is disconnected."
     )
     use_silero: bool = Field(default=True, description="Confirm speech with Silero VAD.")
-    early_final_seconds: float = Field(
-        default=0.5,
-        ge=0,
-        description="Silence after which an early (speculative) final job is sent, so the final is "
-        "ready when SILENCE_THRESHOLD_SECONDS elapses; 0 turns it off.",
+    # Streaming commits (issue 14): finals inside a turn; they replace the early finals.
+    streaming_commits: bool = Field(
+        default=True, description="Commit finals inside a turn (false: one final per turn, as before)."
+    )
+    commit_pause_seconds: float = Field(
+        default=0.5, gt=0, le=5, description="A pause this long inside a turn commits the speech before it."
+    )
+    max_uncommitted_seconds: float = Field(
+        default=8.0, ge=2, le=30, description="Uncommitted audio of a turn longer than this is cut and committed."
     )
 
 

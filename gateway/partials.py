@@ -78,6 +78,12 @@ class PartialScheduler:
         first = self.options.first_after
         self._due = now + (self.options.interval if first is None else first)
 
+    def retarget(self, index: int) -> None:
+        """The open utterance's uncommitted tail becomes unit ``index`` (a streaming commit):
+        partials go on at the same pace, now for the new index."""
+        if self._index is not None:
+            self._index = index
+
     def close(self, index: int) -> None:
         """The utterance ended (its final job is queued): no more partials for it."""
         if self._index == index:

@@ -314,6 +314,20 @@ class Segmenter:
             return None
         return self._hist.slice(self._audio_start, self._hist.end)
 
+    @property
+    def current_audio_start(self) -> float | None:
+        """Where the open utterance's audio begins (pre-roll included), or None between utterances."""
+        return self._audio_start / SR if self._state == _SPEECH else None
+
+    def audio_between(self, start: float, end: float) -> np.ndarray:
+        """16 kHz audio between two session times, as far as it is still held (streaming
+        commits slice the open utterance with it)."""
+        return self._hist.slice(round(start * SR), round(end * SR))
+
+    def quietest_point(self, start: float, end: float) -> float:
+        """The middle of the quietest 30 ms frame between two session times."""
+        return (self._hist.quietest_frame(round(start * SR), round(end * SR)) + FRAME // 2) / SR
+
     # ----------------------------------------------------------------- internals
 
     def _process_frame(self, frame: np.ndarray) -> list[Event]:

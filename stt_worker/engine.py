@@ -57,6 +57,8 @@ MAX_BATCH_SECONDS = 30.0
 BASE_NEW_TOKENS = 20
 TOKENS_PER_SECOND = 15
 MAX_NEW_TOKENS = 218
+#: Prompt tokens kept in the batched path (faster-whisper's own limit is 223).
+PROMPT_TOKENS = 96
 
 
 @dataclass(frozen=True)
@@ -287,7 +289,7 @@ class WhisperEngine:
                 "best_of": 1,
                 "temperature": 0.0,
                 "without_timestamps": True,
-                "word_timestamps": False,
+                "word_timestamps": req.word_timestamps,  # the gateway's commit policy needs them
                 "vad_filter": False,
             }
         else:
@@ -396,8 +398,6 @@ class WhisperEngine:
 
     def _transcribe_batched(self, reqs: Sequence[TranscribeRequest]) -> list[Transcript]:
         """One encode + one generate over the eligible requests (see module docstring)."""
-        from faster_whisper.audio import pad_or_trim
-        from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
         started = time.perf_counter()
@@ -409,7 +409,9 @@ class WhisperEngine:
             if early is not None:
                 results[i] = self._empty(req, early, started, duration)
                 continue
-            if req.word_timestamps or duration > MAX_BATCH_SECONDS:
+            # Finals with words need faster-whisper's own path (its VAD filter keeps the times
+            # right); partials with words stay in the batch and are aligned below.
+            if (req.word_timestamps and not req.partial) or duration > MAX_BATCH_SECONDS:
                 results[i] = self._transcribe_one(req)
                 continue
             if not req.partial and self.options.vad_filter:
@@ -419,79 +421,128 @@ class WhisperEngine:
                     continue
                 audio = np.concatenate(collect_chunks(audio, chunks)[0], axis=0)
             batch.append((i, audio, level, duration))
-        if batch:
-            model = self._model
-            mels = [model.feature_extractor(audio) for _, audio, _, _ in batch]
-            frames = encoder_frames(max(m.shape[-1] for m in mels), self.options.encoder_window)
-            feats = np.stack([pad_or_trim(m, frames) for m in mels]).astype(np.float32)
-            encoder_output = model.encode(feats)
-            languages: list[tuple[str, float]] = []
-            detections = (
-                model.model.detect_language(encoder_output)
-                if self.multilingual and any(self._language_arg(reqs[i]) is None for i, _, _, _ in batch)
-                else None
-            )
-            prompts: list[list[int]] = []
-            tokenizers = []
-            for j, (i, _, _, _) in enumerate(batch):
-                req = reqs[i]
-                lang = self._language_arg(req)
-                prob = 1.0
-                if lang is None and detections is not None:
-                    token, prob = detections[j][0]
-                    lang = token[2:-2]
-                lang = lang or "en"
-                languages.append((lang, float(prob)))
-                tok = Tokenizer(
-                    model.hf_tokenizer,
-                    self.multilingual,
-                    task="transcribe",
-                    language=lang,
-                )
-                tokenizers.append(tok)
-                previous = tok.encode(" " + req.prompt.strip()) if req.prompt else []
-                prompts.append(model.get_prompt(tok, previous, without_timestamps=True))
-            beam = 1 if all(reqs[i].partial for i, _, _, _ in batch) else self.options.beam_size
-            generated = model.model.generate(
-                encoder_output,
-                prompts,
-                beam_size=beam,
-                # generate() takes one max_length for the batch: the longest budget.
-                max_length=min(
-                    model.max_length,
-                    max(len(p) + max_new_tokens(d) for p, (_, _, _, d) in zip(prompts, batch, strict=True)),
-                ),
-                return_scores=True,
-                return_no_speech_prob=True,
-                suppress_blank=True,
-                suppress_tokens=[-1],
-            )
-            elapsed = time.perf_counter() - started
-            for j, (i, _, level, duration) in enumerate(batch):
-                res = generated[j]
-                tokens = [t for t in res.sequences_ids[0] if t < tokenizers[j].eot]
-                seq_len = len(res.sequences_ids[0])
-                avg_logprob = float(res.scores[0]) * seq_len / (seq_len + 1)
-                text = tokenizers[j].decode(tokens)
-                lang, prob = languages[j]
-                if not reqs[i].partial and self._needs_fallback(text, float(res.no_speech_prob), avg_logprob):
-                    # Whisper's temperature fallback is per utterance; run this one alone.
-                    results[i] = self._transcribe_one(reqs[i])
-                    continue
-                transcript = self._assemble(
-                    reqs[i],
-                    [_Decoded(text, float(res.no_speech_prob), avg_logprob)],
-                    language=lang,
-                    language_probability=prob,
-                    level=level,
-                    started=started,
-                    duration=duration,
-                    empty_reason="empty",
-                    detected=self._language_arg(reqs[i]) is None,
-                )
-                # Every member of a batch waited for the whole batch.
-                results[i] = _with_time(transcript, elapsed)
+        # generate() needs <|startoftranscript|> at the same position in every member: members
+        # with and without a prompt run as separate groups, and a group's prompts are cut to one
+        # length (keeping their most recent tokens).
+        for group in ([b for b in batch if reqs[b[0]].prompt], [b for b in batch if not reqs[b[0]].prompt]):
+            if group:
+                self._run_group(reqs, group, results, started)
         return [r for r in results if r is not None]
+
+    def _run_group(self, reqs: Sequence[TranscribeRequest], batch: list[tuple[int, np.ndarray, float, float]],
+                   results: list[Transcript | None], started: float) -> None:
+        """One encode + generate (+ align) call for ``batch``; fills ``results`` in place."""
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+
+        model = self._model
+        mels = [model.feature_extractor(audio) for _, audio, _, _ in batch]
+        frames = encoder_frames(max(m.shape[-1] for m in mels), self.options.encoder_window)
+        feats = np.stack([pad_or_trim(m, frames) for m in mels]).astype(np.float32)
+        encoder_output = model.encode(feats)
+        languages: list[tuple[str, float]] = []
+        detections = (
+            model.model.detect_language(encoder_output)
+            if self.multilingual and any(self._language_arg(reqs[i]) is None for i, _, _, _ in batch)
+            else None
+        )
+        prompts: list[list[int]] = []
+        previous_tokens: list[list[int]] = []
+        tokenizers = []
+        for j, (i, _, _, _) in enumerate(batch):
+            req = reqs[i]
+            lang = self._language_arg(req)
+            prob = 1.0
+            if lang is None and detections is not None:
+                token, prob = detections[j][0]
+                lang = token[2:-2]
+            lang = lang or "en"
+            languages.append((lang, float(prob)))
+            tok = Tokenizer(
+                model.hf_tokenizer,
+                self.multilingual,
+                task="transcribe",
+                language=lang,
+            )
+            tokenizers.append(tok)
+            previous_tokens.append(tok.encode(" " + req.prompt.strip()) if req.prompt else [])
+        keep = min(PROMPT_TOKENS, *(len(p) for p in previous_tokens))
+        for tok, previous in zip(tokenizers, previous_tokens, strict=True):
+            prompts.append(model.get_prompt(tok, previous[len(previous) - keep :], without_timestamps=True))
+        beam = 1 if all(reqs[i].partial for i, _, _, _ in batch) else self.options.beam_size
+        generated = model.model.generate(
+            encoder_output,
+            prompts,
+            beam_size=beam,
+            # generate() takes one max_length for the batch: the longest budget.
+            max_length=min(
+                model.max_length,
+                max(len(p) + max_new_tokens(d) for p, (_, _, _, d) in zip(prompts, batch, strict=True)),
+            ),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )
+        token_lists = [[t for t in res.sequences_ids[0] if t < tokenizers[j].eot] for j, res in enumerate(generated)]
+        aligned = self._align_batch(
+            [reqs[i].word_timestamps for i, _, _, _ in batch], tokenizers, token_lists,
+            encoder_output, [m.shape[-1] for m in mels],
+        )
+        elapsed = time.perf_counter() - started
+        for j, (i, _, level, duration) in enumerate(batch):
+            res = generated[j]
+            tokens = token_lists[j]
+            seq_len = len(res.sequences_ids[0])
+            avg_logprob = float(res.scores[0]) * seq_len / (seq_len + 1)
+            text = tokenizers[j].decode(tokens)
+            lang, prob = languages[j]
+            if not reqs[i].partial and self._needs_fallback(text, float(res.no_speech_prob), avg_logprob):
+                # Whisper's temperature fallback is per utterance; run this one alone.
+                results[i] = self._transcribe_one(reqs[i])
+                continue
+            transcript = self._assemble(
+                reqs[i],
+                [_Decoded(text, float(res.no_speech_prob), avg_logprob, aligned[j])],
+                language=lang,
+                language_probability=prob,
+                level=level,
+                started=started,
+                duration=duration,
+                empty_reason="empty",
+                detected=self._language_arg(reqs[i]) is None,
+            )
+            # Every member of a batch waited for the whole batch.
+            results[i] = _with_time(transcript, elapsed)
+
+
+    def _align_batch(self, wanted: list[bool], tokenizers: list[object], token_lists: list[list[int]],
+                     encoder_output: object, frames: list[int]) -> list[list[Word]]:
+        """Word times (seconds from each request's audio start) for the batch members that want
+        them, from the batch's own encoder output: one ``align`` call per language among them."""
+        out: list[list[Word]] = [[] for _ in wanted]
+        by_language: dict[str, list[int]] = {}
+        for j, want in enumerate(wanted):
+            if want and token_lists[j]:
+                by_language.setdefault(tokenizers[j].language_code, []).append(j)  # type: ignore[attr-defined]
+        for members in by_language.values():
+            tok = tokenizers[members[0]]
+            # align() takes the whole batch; members of other languages (or with no text) get a
+            # placeholder token whose alignment is ignored.
+            tokens = [t if t else [tok.eot] for t in token_lists]  # type: ignore[attr-defined]
+            results = self._model.find_alignment(tok, tokens, encoder_output, frames)  # type: ignore[arg-type]
+            for j in members:
+                words: list[Word] = []
+                for w in results[j]:
+                    text = str(w["word"])
+                    if words and not any(c.isalnum() for c in text):
+                        # Punctuation alone ("." after the last word) belongs to the word before.
+                        last = words[-1]
+                        words[-1] = Word(last.start, float(w["end"]), last.word + text.strip(), last.probability)
+                    elif text.strip():
+                        words.append(Word(float(w["start"]), float(w["end"]), text, float(w["probability"])))
+                out[j] = words
+        return out
 
 
 def _needs_fallback_impl(guards: GuardOptions, text: str, no_speech_prob: float, avg_logprob: float) -> bool:

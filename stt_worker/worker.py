@@ -124,8 +124,8 @@ class SttWorker(StreamWorker[Job]):
             TranscribeRequest(
                 audio=pcm.astype(np.float32) / 32768.0,
                 language=job.source_language,
-                prompt=job.prompt if job.kind == "final" else None,
-                word_timestamps=job.word_timestamps and job.kind == "final",
+                prompt=job.prompt,
+                word_timestamps=job.word_timestamps,
                 partial=job.kind == "partial",
             )
             for job, pcm in (e.job for e in run)
@@ -148,6 +148,14 @@ class SttWorker(StreamWorker[Job]):
 
     def _publish(self, pipe: Any, job: bus.AudioJob, t: Transcript) -> None:
         channel = bus.results_channel(job.session_id)
+        # Word times are seconds from the job's audio start; results carry session seconds.
+        offset = job.start if job.audio_start is None else job.audio_start
+        words = (
+            [bus.Word(word=w.word, start=round(offset + w.start, 3), end=round(offset + w.end, 3),
+                      probability=round(w.probability, 4)) for w in t.words]
+            if t.words
+            else None
+        )
         if job.kind == "partial":
             partial = bus.PartialResult(
                 session_id=job.session_id,
@@ -156,6 +164,10 @@ class SttWorker(StreamWorker[Job]):
                 partial_seq=job.partial_seq,
                 text=t.text,
                 language=t.language,
+                language_probability=round(t.language_probability, 4),
+                words=words,
+                audio_start=offset,
+                audio_end=job.end,
                 worker=self.worker_name,
                 inference_seconds=round(t.inference_seconds, 4),
             )
@@ -172,19 +184,14 @@ class SttWorker(StreamWorker[Job]):
             language_probability=round(t.language_probability, 4),
             start=job.start,
             end=job.end,
-            words=[
-                bus.Word(word=w.word, start=round(job.start + w.start, 3), end=round(job.start + w.end, 3),
-                         probability=round(w.probability, 4))
-                for w in t.words
-            ]
-            if t.words
-            else None,
+            words=words,
             worker=self.worker_name,
             inference_seconds=round(t.inference_seconds, 4),
             speech_end_at=job.speech_end_at,
             queued_at=job.created_at,
             translation_expected=wants_translation,
             speculative=job.speculative,
+            commit=job.commit,
         )
         pipe.publish(channel, bus.encode_result(final))
         if wants_translation:
