@@ -106,7 +106,7 @@ class AudioJob(_Message):
         default=False, description="Return words with times (finals: the client asked; partials: the "
         "gateway's commit policy needs them).",
     )
-    commit: Literal["pause", "agreement", "max_length", "turn_end", "flush"] | None = Field(
+    commit: Literal["pause", "agreement", "max_length", "turn_end"] | None = Field(
         default=None, description="Finals: why the gateway committed this span of its turn (issue 14).",
     )
     created_at: float = Field(description="Wall clock (epoch s) when the gateway queued it.")

@@ -153,6 +153,10 @@ class GatewaySettings(CommonSettings):
     commit_pause_seconds: float = Field(
         default=0.5, gt=0, le=5, description="A pause this long inside a turn commits the speech before it."
     )
+    pause_commit_text: Literal["hypothesis", "final"] = Field(
+        default="hypothesis",
+        description="Text of a pause commit: the partial hypothesis that heard the pause (no wait), or a final job.",
+    )
     max_uncommitted_seconds: float = Field(
         default=8.0, ge=2, le=30, description="Uncommitted audio of a turn longer than this is cut and committed."
     )

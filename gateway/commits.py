@@ -33,9 +33,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 _NORM = re.compile(r"[^\w']+", re.UNICODE)
 SENTENCE_END = (".", "?", "!")
+CommitReason = Literal["pause", "agreement", "max_length", "turn_end"]
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,14 @@ class CommitOptions:
     pause_tail_seconds: float = 0.25
     #: An agreed prefix this long is committed even without a sentence end.
     max_words: int = 20
-    #: Speech shorter than this after the commit point is not worth a commit of its own.
-    min_speech_seconds: float = 0.15
+    #: A pause commit takes its text from the latest hypothesis when that one heard the whole
+    #: pause start (no extra inference, no wait); otherwise, or when False, from a final job.
+    pause_from_hypothesis: bool = True
+    #: Audio kept before speech that resumes after a pause commit (the rest of the pause is skipped).
+    resume_lead_seconds: float = 0.3
+    #: Voiced audio ending less than this after the commit point is not worth a commit of its
+    #: own (Whisper's word ends come a little before the VAD's end of speech).
+    min_speech_seconds: float = 0.25
 
     def __post_init__(self) -> None:
         if self.pause_seconds <= 0 or self.max_uncommitted_seconds <= 0:
@@ -83,7 +91,7 @@ class Commit:
     (``start`` minus an overlap when the span begins mid-speech) to ``end`` as a final job.
     """
 
-    reason: str
+    reason: CommitReason
     start: float
     end: float
     audio_start: float
@@ -110,7 +118,9 @@ class CommitPolicy:
     committed: list[HypWord] = field(default_factory=list)
     commits: int = 0
     _previous: list[HypWord] = field(default_factory=list)
+    _previous_end: float = 0.0  # audio end of the hypothesis in ``_previous``
     _mid_speech: bool = False  # the last commit point lies inside speech (an agreement)
+    _after_pause: bool = False  # committed at a pause; speech has not resumed since
 
     def __post_init__(self) -> None:
         self.commit_at = self.turn_start
@@ -138,6 +148,7 @@ class CommitPolicy:
         """
         current = trim_overlap(words, self.commit_at, self.committed)
         previous, self._previous = self._previous, current
+        self._previous_end = audio_end
         agreed = 0
         for a, b in zip(previous, current, strict=False):
             if a.key != b.key or not a.key:
@@ -169,7 +180,24 @@ class CommitPolicy:
         if not self.has_uncommitted_speech(speech_end):
             return None
         end = min(now, speech_end + self.options.pause_tail_seconds)
-        return self._span("pause", end)
+        heard = self._previous
+        if self.options.pause_from_hypothesis and heard and self._previous_end >= speech_end + 0.1:
+            # The latest hypothesis heard the speech up to the pause: its words are the text.
+            commit = Commit("pause", self.commit_at, max(end, heard[-1].end), self.commit_at, tuple(heard))
+            self._advance(commit, mid_speech=False)
+            self._previous = []
+        else:
+            commit = self._span("pause", end)
+        self._after_pause = True
+        return commit
+
+    def on_resume(self, resumed_at: float | None) -> None:
+        """Speech resumed at ``resumed_at`` after a pause commit: the silence between is nobody's,
+        so the next span (and the partials' audio) starts shortly before the new speech."""
+        if not self._after_pause or resumed_at is None or resumed_at <= self.commit_at:
+            return
+        self._after_pause = False
+        self.commit_at = max(self.commit_at, resumed_at - self.options.resume_lead_seconds)
 
     def cut_window(self, now: float) -> tuple[float, float] | None:
         """When the uncommitted audio reached ``max_uncommitted_seconds`` without a commit: the
@@ -200,7 +228,7 @@ class CommitPolicy:
 
     # ------------------------------------------------------------- internals
 
-    def _span(self, reason: str, end: float) -> Commit:
+    def _span(self, reason: CommitReason, end: float) -> Commit:
         start = self.commit_at
         audio_start = max(self.turn_start, start - self.options.overlap_seconds) if self._mid_speech else start
         commit = Commit(reason, start, end, audio_start)
@@ -217,7 +245,7 @@ class CommitPolicy:
 
 
 def trim_overlap(words: Sequence[HypWord], commit_at: float, committed: Sequence[HypWord],
-                 max_ngram: int = 5, slack: float = 0.1) -> list[HypWord]:
+                 max_ngram: int = 20, slack: float = 0.1) -> list[HypWord]:
     """Remove the words of a hypothesis that belong before ``commit_at``.
 
     By time: a word whose middle lies before the commit point (``slack`` seconds of tolerance
@@ -233,9 +261,10 @@ def trim_overlap(words: Sequence[HypWord], commit_at: float, committed: Sequence
     return kept
 
 
-def trim_text_overlap(text: str, committed: Sequence[HypWord], max_ngram: int = 5) -> str:
+def trim_text_overlap(text: str, committed: Sequence[HypWord], max_ngram: int = 20) -> str:
     """Text-only :func:`trim_overlap` for a final job's text (no word times): drop leading words
-    that repeat the last committed words."""
+    that repeat the last committed words (up to a whole sentence: given the committed text as
+    its prompt and a little of the committed audio, Whisper may say that sentence again)."""
     parts = text.split()
     keys = [_NORM.sub("", p.lower()) for p in parts]
     tail = [w.key for w in committed[-max_ngram:]]

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from common import bus
 from common.auth import AuthError, AuthLease, token_from_auth_message
 from common.redis_conn import RETRYABLE
 from gateway import metrics, protocol
+from gateway.commits import CommitOptions, HypWord
 from gateway.limits import Admission, AudioMeter
 from gateway.ordering import OrdererOptions, ResultOrderer
 from gateway.partials import OVERLOADED, PartialOptions, PartialScheduler
@@ -35,20 +35,12 @@ from gateway.ratelimit import TokenBucket
 from gateway.segmenter import Segmenter, SegmenterOptions, SpeechEnded, SpeechStarted, UtteranceReady
 from gateway.service import GatewayContext
 from gateway.sessions import SessionConfig
+from gateway.turns import Action, CommitWords, TranscribeSpan, TurnCommitter, TurnEnded
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.1
 RELEASE_WAIT_SECONDS = 0.5  # how long a resume waits for the previous holder to hand over
-
-
-@dataclass
-class EarlyFinal:
-    """An early final job in flight for an open utterance, keyed by the speech end it assumed."""
-
-    end: float
-    result: bus.FinalResult | None = None
-    confirmed: bool = False
 
 
 class Connection:
@@ -69,6 +61,7 @@ class Connection:
         self.next_utterance = 0  # index the next utterance of this session will get
         self.segmenter = self._new_segmenter()
         self.scheduler = self._new_scheduler()
+        self.turns = self._new_turns(0, "")
         self.orderer: ResultOrderer[dict[str, Any] | None] = ResultOrderer(OrdererOptions(s.result_wait_seconds))
         self.rate = TokenBucket(rate=s.max_messages_per_second, burst=2 * s.max_messages_per_second)
         self.send_queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=s.send_queue_size)
@@ -77,7 +70,8 @@ class Connection:
         self.audio_clock = 0.0  # seconds of client audio received
         self.utterance_times: dict[int, tuple[float, float]] = {}  # index -> (onset wall, ready wall)
         self.first_partial_seen: set[int] = set()
-        self.early: dict[int, EarlyFinal] = {}
+        self._gateway_translates: set[int] = set()  # units whose translation the gateway queues
+        self._last_partial: bus.PartialResult | None = None  # language and worker of commits made at a pause
         self.errors_sent: set[str] = set()
         self.end_requested = False  # the client sent ``end`` (or a limit ended the session)
         self.ending = False  # ...and its last utterance is queued: ``done`` may follow
@@ -104,6 +98,15 @@ class Connection:
             use_silero=self.ctx.silero is not None,
         )
         return Segmenter(options, self.ctx.silero)
+
+    def _new_turns(self, first_index: int, context: str) -> TurnCommitter:
+        s = self.ctx.settings
+        options = CommitOptions(
+            pause_seconds=s.commit_pause_seconds,
+            max_uncommitted_seconds=s.max_uncommitted_seconds,
+            pause_from_hypothesis=s.pause_commit_text == "hypothesis",
+        )
+        return TurnCommitter(options, first_index, enabled=s.streaming_commits, context=context)
 
     def _new_scheduler(self) -> PartialScheduler:
         s = self.ctx.settings
@@ -271,7 +274,7 @@ class Connection:
         self.audio_clock += seconds
         events = await asyncio.to_thread(self.segmenter.feed, pcm) if len(pcm) > 16000 else self.segmenter.feed(pcm)
         await self._handle_events(events)
-        await self._maybe_early_final()
+        await self._execute(self.turns.poll(self.segmenter))
         await self._maybe_partial()
 
     async def _on_end(self) -> None:
@@ -289,126 +292,163 @@ class Connection:
         for event in events:
             if isinstance(event, SpeechStarted):
                 self._put(protocol.Vad(event="speech_start", t=round(event.t, 3)).to_dict())
-                index = self.utterance_base + event.index
-                self.next_utterance = max(self.next_utterance, index + 1)
-                self.utterance_times[index] = (self._wall_at(event.t), 0.0)
-                self.scheduler.open(index, time.monotonic())
+                audio_start = self.segmenter.current_audio_start
+                if audio_start is None or self.segmenter.current_index != event.index:
+                    audio_start = max(0.0, event.t - self.ctx.settings.pre_speech_buffer_seconds)
+                self.turns.open_turn(audio_start, event.t)
+                self._open_unit(self._wall_at(event.t))
             elif isinstance(event, SpeechEnded):
                 self._put(protocol.Vad(event="speech_end", t=round(event.t, 3)).to_dict())
             elif isinstance(event, UtteranceReady):
-                await self._queue_final(event)
-                if event.reason == "max_length" and self.segmenter.in_speech:
-                    # A cut long utterance goes on as the next index: partials follow it.
-                    index = self.utterance_base + event.index + 1
-                    self.next_utterance = max(self.next_utterance, index + 1)
-                    self.utterance_times[index] = (self._wall_at(event.end), 0.0)
-                    self.scheduler.open(index, time.monotonic())
+                metrics.UTTERANCES.labels(event.reason).inc()
+                continues = event.reason == "max_length" and self.segmenter.in_speech
+                await self._execute(self.turns.on_turn_ready(event, continues=continues))
+                if continues:
+                    # A cut long turn goes on as the next unit: partials follow it.
+                    self._open_unit(self._wall_at(event.end))
+                else:
+                    self.scheduler.close(self.scheduler.open_index if self.scheduler.open_index is not None else -1)
+
+    def _open_unit(self, onset_wall: float) -> None:
+        """The open (uncommitted) speech is unit ``turns.next_index`` from now on."""
+        index = self.turns.next_index
+        self.next_utterance = max(self.next_utterance, index + 1)
+        self.utterance_times.setdefault(index, (onset_wall, 0.0))
+        if self.scheduler.open_index is None:
+            self.scheduler.open(index, time.monotonic())
+        else:
+            self.scheduler.retarget(index)
 
     def _wall_at(self, t: float) -> float:
         """Wall-clock time at which audio time ``t`` arrived (streaming in real time)."""
         return time.time() - max(0.0, self.audio_clock - t)
 
-    async def _maybe_early_final(self) -> None:
-        """During the silence that may end an utterance, transcribe it already: if the speaker
-        does not resume, the final is ready when the silence threshold elapses."""
-        wait = self.ctx.settings.early_final_seconds
-        end = self.segmenter.current_end
-        if not wait or end is None or self.segmenter.now - end < wait or self.ctx.overloaded:
-            return
-        tentative = self.segmenter.tentative_utterance()
-        if tentative is None:
-            return
-        index = self.utterance_base + tentative.index
-        end = round(tentative.end, 3)
-        sent = self.early.get(index)
-        if sent is not None and sent.end == end:
-            return  # already in flight for this end of speech
-        if sent is not None:
-            metrics.EARLY_FINALS.labels("wasted").inc()  # the speaker resumed: that one is stale
-        job = self._final_job(tentative, index, speculative=True)
-        if await self._xadd(job, tentative.audio):
-            self.early[index] = EarlyFinal(end=end)
-            metrics.EARLY_FINALS.labels("sent").inc()
+    async def _execute(self, actions: list[Action], partial: bus.PartialResult | None = None) -> None:
+        """Carry out the turn committer's decisions (see gateway.turns), in order."""
+        for action in actions:
+            if isinstance(action, TranscribeSpan):
+                await self._queue_span(action)
+            elif isinstance(action, CommitWords):
+                self._commit_words(action, partial or self._last_partial)
+            elif isinstance(action, TurnEnded):
+                self.next_utterance = self.turns.next_index
+                if action.last_index is not None:
+                    message = protocol.TurnEnd(
+                        segment_id=bus.segment_id(self.session_id, action.last_index),
+                        start=round(action.start, 3), end=round(action.end, 3),
+                    ).to_dict()
+                    self.orderer.add_turn_end(action.last_index, message, time.monotonic())
+                    self._release(self.orderer.release(time.monotonic(), draining=self.ending))
+                continue
+            self._after_commit(action)
 
-    def _final_job(self, utt: UtteranceReady, index: int, *, speculative: bool = False) -> bus.AudioJob:
-        now = time.time()
-        return bus.AudioJob(
+    def _after_commit(self, action: TranscribeSpan | CommitWords) -> None:
+        metrics.COMMITS.labels(action.commit.reason).inc()
+        # The open unit's index stays reserved while its turn goes on; a resume continues after it.
+        self.next_utterance = self.turns.next_index + (1 if self.turns.in_turn else 0)
+        if self.turns.in_turn and self.segmenter.in_speech:
+            self._open_unit(self._wall_at(action.commit.end))
+
+    async def _queue_span(self, span: TranscribeSpan) -> None:
+        index, commit = span.index, span.commit
+        speech_end_at = self._wall_at(commit.end)
+        onset = self.utterance_times.get(index, (speech_end_at, 0.0))[0]
+        self.utterance_times[index] = (onset, time.time())
+        if self.ctx.overloaded:
+            metrics.REFUSED.labels("overloaded").inc()
+            self.error("overloaded", "the transcription queue is full; this speech was not transcribed",
+                       segment_id=bus.segment_id(self.session_id, index))
+            return
+        # A span that starts inside speech repeats the overlap: the gateway removes it from the
+        # text, and then queues the translation itself.
+        overlaps = commit.audio_start < commit.start
+        if overlaps and self.config.target_language:
+            self._gateway_translates.add(index)
+        job = bus.AudioJob(
             kind="final",
             session_id=self.session_id,
             utterance_index=index,
             segment_id=bus.segment_id(self.session_id, index),
-            start=round(utt.start, 3),
-            end=round(utt.end, 3),
+            start=round(commit.start, 3),
+            end=round(commit.end, 3),
+            audio_start=round(commit.audio_start, 3),
             source_language=self.config.source_language,
-            target_language=self.config.target_language,
-            prompt=self.last_final or None,
+            target_language=None if overlaps else self.config.target_language,
+            prompt=span.prompt,
             word_timestamps=self.config.word_timestamps,
-            created_at=now,
-            speech_end_at=self._wall_at(utt.end),
-            speculative=speculative,
+            commit=commit.reason if self.turns.enabled else None,
+            created_at=time.time(),
+            speech_end_at=speech_end_at,
             gateway=self.ctx.name,
         )
+        if await self._xadd(job, span.audio):
+            self.orderer.expect_final(index, time.monotonic())
 
-    async def _queue_final(self, utt: UtteranceReady) -> None:
-        index = self.utterance_base + utt.index
-        self.next_utterance = max(self.next_utterance, index + 1)
-        metrics.UTTERANCES.labels(utt.reason).inc()
-        self.scheduler.close(index)
-        early = self.early.pop(index, None)
-        if early is not None and early.end == round(utt.end, 3):
-            # The speaker did not resume: the early final is this utterance's final.
-            metrics.EARLY_FINALS.labels("used").inc()
-            now = time.time()
-            onset = self.utterance_times.get(index, (self._wall_at(utt.end), 0.0))[0]
-            self.utterance_times[index] = (onset, now)
-            self.orderer.expect_final(index, time.monotonic())
-            early.confirmed = True
-            self.early[index] = early
-            if early.result is not None:
-                self._accept_early(early.result)
-            return
-        if early is not None:
-            metrics.EARLY_FINALS.labels("wasted").inc()
-        if self.ctx.overloaded:
-            metrics.REFUSED.labels("overloaded").inc()
-            self.error("overloaded", "the transcription queue is full; this utterance was not transcribed",
-                       segment_id=bus.segment_id(self.session_id, index))
-            return
-        job = self._final_job(utt, index)
-        onset = self.utterance_times.get(index, (job.speech_end_at or job.created_at, 0.0))[0]
-        self.utterance_times[index] = (onset, job.created_at)
-        if await self._xadd(job, utt.audio):
-            self.orderer.expect_final(index, time.monotonic())
+    def _commit_words(self, action: CommitWords, partial: bus.PartialResult | None) -> None:
+        """Agreed words of the partial hypotheses: a final now, from the gateway itself."""
+        commit = action.commit
+        text = commit.text
+        wants_translation = bool(self.config.target_language and text)
+        final = bus.FinalResult(
+            session_id=self.session_id,
+            segment_id=bus.segment_id(self.session_id, action.index),
+            utterance_index=action.index,
+            text=text,
+            language=partial.language if partial else None,
+            language_probability=partial.language_probability if partial else None,
+            start=round(commit.start, 3),
+            end=round(commit.end, 3),
+            words=[bus.Word(word=w.text, start=w.start, end=w.end, probability=w.probability) for w in commit.words]
+            if self.config.word_timestamps else None,
+            worker=partial.worker if partial else "",
+            speech_end_at=self._wall_at(commit.end),
+            translation_expected=wants_translation,
+            commit=commit.reason,
+        )
+        self.utterance_times.setdefault(action.index, (self._wall_at(commit.start), 0.0))
+        self.orderer.expect_final(action.index, time.monotonic())
+        if wants_translation:
+            assert self.config.target_language is not None
+            self._spawn(self._queue_translation(final, self.config.target_language))
+        self._deliver(final)
 
     async def _maybe_partial(self) -> None:
         decision = self.scheduler.poll(
             time.monotonic(), self.ctx.queue_depth, speech_end=self.segmenter.current_end
         )
+        if decision.reason not in ("not_due", "no_utterance"): log.warning("DBG decision %s now=%.2f", decision, self.segmenter.now)
         if not decision.send:
             if decision.reason == OVERLOADED:
                 metrics.PARTIAL_JOBS.labels("skipped_overloaded").inc()
             return
         assert decision.index is not None and decision.partial_seq is not None
         index = decision.index
-        audio = self.segmenter.current_audio()
-        if audio is None:
+        tail = self.turns.partial_audio(self.segmenter)
+        log.warning("DBG partial %s seq=%s tail=%s now=%.2f end=%s", index, decision.partial_seq, None if tail is None else (round(len(tail[0])/16000,2), round(tail[1],2)), self.segmenter.now, self.segmenter.current_end)
+        if tail is None:
             self.scheduler.on_result(index, decision.partial_seq)
             return
-        start = self.segmenter.current_start or 0.0
+        audio, audio_start = tail
+        streaming = self.turns.enabled
         job = bus.AudioJob(
             kind="partial",
             session_id=self.session_id,
             utterance_index=index,
             partial_seq=decision.partial_seq,
             segment_id=bus.segment_id(self.session_id, index),
-            start=round(start, 3),
+            start=round(audio_start, 3),
             end=round(self.segmenter.now, 3),
+            audio_start=round(audio_start, 3),
             source_language=self.config.source_language,
             target_language=None,
+            # The committed text as context, and word times for the commit policy.
+            prompt=self.turns.prompt() if streaming else None,
+            word_timestamps=streaming,
             created_at=time.time(),
             gateway=self.ctx.name,
         )
         metrics.PARTIAL_JOBS.labels("queued").inc()
+        metrics.PARTIAL_AUDIO_SECONDS.observe(len(audio) / 16000)
         await self._xadd(job, audio)
 
     async def _xadd(self, job: bus.AudioJob, audio: np.ndarray) -> bool:
@@ -417,9 +457,7 @@ class Connection:
             return True
         except RETRYABLE as exc:
             log.warning("could not queue %s job for %s: %s", job.kind, job.segment_id, exc)
-            if job.speculative:
-                pass  # the real final job follows when the utterance ends
-            elif job.kind == "final":
+            if job.kind == "final":
                 self.error("unavailable", "the transcription queue is unreachable; utterance lost",
                            segment_id=job.segment_id)
             else:
@@ -441,35 +479,11 @@ class Connection:
     def _deliver(self, result: bus.PartialResult | bus.FinalResult | bus.TranslationResult | bus.ErrorResult) -> None:
         now = time.monotonic()
         if isinstance(result, bus.PartialResult):
-            self.scheduler.on_result(result.utterance_index, result.partial_seq)
-            if result.skipped or not result.text.strip() or self.closed:
-                metrics.PARTIAL_JOBS.labels("skipped" if result.skipped else "empty").inc()
-                return
-            if not self.orderer.add_partial(result.utterance_index, result.partial_seq):
-                metrics.PARTIAL_JOBS.labels("late").inc()
-                return  # never show a partial after its utterance's final, nor an older one
-            if result.utterance_index not in self.first_partial_seen:
-                self.first_partial_seen.add(result.utterance_index)
-                onset = self.utterance_times.get(result.utterance_index)
-                if onset:
-                    metrics.FIRST_PARTIAL_LATENCY.observe(max(0.0, time.time() - onset[0]))
-            metrics.PARTIALS_SENT.inc()
-            self._put(protocol.realtime_from_bus(result).to_dict())
-            return
-        if isinstance(result, bus.FinalResult) and result.speculative:
-            if result.utterance_index in self._handed_over:
-                # Confirmed by the connection that held the session before this one resumed it.
-                self._handed_over.remove(result.utterance_index)
-                self._accept_early(result)
-                return
-            early = self.early.get(result.utterance_index)
-            if early is None or early.end != result.end or early.result is not None:
-                return  # stale (the speaker resumed) or a redelivered copy
-            early.result = result
-            if early.confirmed:
-                self._accept_early(result)
+            self._on_partial(result)
             return
         if isinstance(result, bus.FinalResult):
+            if result.commit is not None and self.turns.expects(result.utterance_index):
+                result = self._committed_final(result)
             message = protocol.final_from_bus(result).to_dict()
             if self.orderer.add_final(result.utterance_index, message, now, result.translation_expected):
                 self._observe_final(result)
@@ -488,14 +502,52 @@ class Connection:
                 self.error(result.code, result.message, segment_id=result.segment_id)
         self._release(self.orderer.release(now, draining=self.ending))
 
-    def _accept_early(self, result: bus.FinalResult) -> None:
-        """A confirmed early final: deliver it as the final, and have it translated now."""
-        self.early.pop(result.utterance_index, None)
-        wants_translation = bool(self.config.target_language and result.text.strip())
-        if wants_translation:
-            assert self.config.target_language is not None
+    def _on_partial(self, result: bus.PartialResult) -> None:
+        log.warning("DBG result %s seq=%s skipped=%s text=%r now=%.2f", result.utterance_index, result.partial_seq, result.skipped, result.text, self.segmenter.now)
+        self.scheduler.on_result(result.utterance_index, result.partial_seq)
+        if result.skipped or self.closed:
+            metrics.PARTIAL_JOBS.labels("skipped").inc()
+            return
+        self._last_partial = result
+        words = None if result.words is None else [HypWord(w.word, w.start, w.end, w.probability) for w in result.words]
+        actions, text = self.turns.on_partial(result.utterance_index, words, result.audio_end, result.text)
+        for action in actions:
+            assert isinstance(action, CommitWords)  # a hypothesis only ever commits its own words
+            self._commit_words(action, result)
+            self._after_commit(action)
+        # What is left uncommitted is the partial of the next unit.
+        index = self.turns.next_index if actions else result.utterance_index
+        if not text:
+            metrics.PARTIAL_JOBS.labels("empty" if text is not None else "late").inc()
+            return
+        if not self.orderer.add_partial(index, result.partial_seq):
+            metrics.PARTIAL_JOBS.labels("late").inc()
+            return  # never show a partial after its unit's final, nor an older one
+        if index not in self.first_partial_seen:
+            self.first_partial_seen.add(index)
+            onset = self.utterance_times.get(index)
+            if onset:
+                metrics.FIRST_PARTIAL_LATENCY.observe(max(0.0, time.time() - onset[0]))
+        metrics.PARTIALS_SENT.inc()
+        shown = result.model_copy(update={"text": text, "segment_id": bus.segment_id(self.session_id, index)})
+        self._put(protocol.realtime_from_bus(shown).to_dict())
+
+    def _committed_final(self, result: bus.FinalResult) -> bus.FinalResult:
+        """A final job's result for a committed span: without the overlap it repeated; its
+        translation queued here when the gateway kept it back for that."""
+        words = [HypWord(w.word, w.start, w.end, w.probability) for w in result.words] if result.words else None
+        text, kept = self.turns.final_text(result.utterance_index, result.text, words)
+        translate_here = result.utterance_index in self._gateway_translates
+        self._gateway_translates.discard(result.utterance_index)
+        update: dict[str, Any] = {"text": text}
+        if kept is not None:
+            update["words"] = [bus.Word(word=w.text, start=w.start, end=w.end, probability=w.probability) for w in kept]
+        if translate_here and text.strip() and self.config.target_language:
+            update["translation_expected"] = True
+            result = result.model_copy(update=update)
             self._spawn(self._queue_translation(result, self.config.target_language))
-        self._deliver(result.model_copy(update={"speculative": False, "translation_expected": wants_translation}))
+            return result
+        return result.model_copy(update=update)
 
     async def _queue_translation(self, result: bus.FinalResult, target: str) -> None:
         job = bus.TranscriptionJob(
@@ -660,6 +712,7 @@ class Connection:
         self.config = stored.config
         self.segmenter = self._new_segmenter()
         self.scheduler = self._new_scheduler()
+        self.turns = self._new_turns(stored.next_utterance, stored.last_final)
         self.orderer = ResultOrderer(OrdererOptions(self.ctx.settings.result_wait_seconds))
         self.utterance_base = stored.next_utterance
         self.next_utterance = stored.next_utterance
@@ -727,3 +780,4 @@ class Connection:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._done.wait(), self.ctx.settings.result_wait_seconds)
         await self.ctx.router.unsubscribe(self.session_id, self.slot)
+

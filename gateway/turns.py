@@ -102,6 +102,7 @@ class TurnCommitter:
         policy = self._policy
         if not self.enabled or policy is None or not seg.in_speech:
             return []
+        policy.on_resume(seg.resumed_at)
         commit = policy.on_pause(seg.current_end, seg.now)
         if commit is None:
             window = policy.cut_window(seg.now)
@@ -109,6 +110,8 @@ class TurnCommitter:
                 commit = policy.cut(seg.quietest_point(*window))
         if commit is None:
             return []
+        if not commit.needs_transcription:
+            return [self._commit_words(commit)]
         return [self._span(commit, seg.audio_between(commit.audio_start, commit.end), turn_end=False)]
 
     def on_turn_ready(self, utt: UtteranceReady, *, continues: bool) -> list[Action]:
@@ -176,6 +179,10 @@ class TurnCommitter:
         self._remember(text)
         return text, list(words) if words is not None else None
 
+    def expects(self, index: int) -> bool:
+        """Whether a final job's result for unit ``index`` is still awaited (not a redelivery)."""
+        return index in self._spans
+
     def prompt(self) -> str | None:
         """The committed text before the audio being transcribed now (the session's recent finals)."""
         return self._context.strip() or None
@@ -194,7 +201,7 @@ class TurnCommitter:
         assert policy is not None
         prompt = self.prompt()
         index = self._take_index()
-        self._spans[index] = _SpanInfo(policy, commit, tuple(policy.committed[-5:]))
+        self._spans[index] = _SpanInfo(policy, commit, tuple(policy.committed[-20:]))
         return TranscribeSpan(index, commit, audio, prompt, turn_end)
 
     def _commit_words(self, commit: Commit) -> CommitWords:

@@ -530,7 +530,7 @@ class WhisperEngine:
             # align() takes the whole batch; members of other languages (or with no text) get a
             # placeholder token whose alignment is ignored.
             tokens = [t if t else [tok.eot] for t in token_lists]  # type: ignore[attr-defined]
-            results = self._model.find_alignment(tok, tokens, encoder_output, frames)  # type: ignore[arg-type]
+            results = self._model.find_alignment(tok, tokens, encoder_output, frames)
             for j in members:
                 words: list[Word] = []
                 for w in results[j]:

@@ -74,9 +74,7 @@ async def make_gateway(gw_redis: EmbeddedRedis) -> AsyncIterator[GatewayFactory]
             redis_url=redis_url or gw_redis.url,  # type: ignore[arg-type]
             gateway_port=0,
             health_port=0,
-            silence_threshold_seconds=0.8,
-            pre_speech_buffer_seconds=0.3,
-            **overrides,
+            **{"silence_threshold_seconds": 0.8, "pre_speech_buffer_seconds": 0.3, **overrides},
         )
         service = GatewayService(settings)
         await service.startup()

@@ -29,13 +29,14 @@ def speech(n: int, *, sentence_every: int = 0, rate: float = 0.3, t0: float = 0.
     return out
 
 
-def heard(truth: list[HypWord], audio_end: float, start: float, garble_last: int = 0) -> list[HypWord]:
-    """What a hypothesis of the audio [start, audio_end] says: the words inside, the last few garbled."""
+def heard(truth: list[HypWord], audio_end: float, start: float, garble_last: int = 0, tag: int = 0) -> list[HypWord]:
+    """What a hypothesis of the audio [start, audio_end] says: the words inside, the last few
+    garbled (differently for each ``tag``: unstable words do not repeat the same mistake)."""
     inside = [w for w in truth if w.end <= audio_end and w.end > start]
     out = list(inside)
     for k in range(1, min(garble_last, len(out)) + 1):
         w = out[-k]
-        out[-k] = HypWord(" zz" + w.key, w.start, w.end)
+        out[-k] = HypWord(f" zz{tag}" + w.key, w.start, w.end)
     return out
 
 
@@ -138,9 +139,9 @@ def test_agreement_commits_are_an_ordered_prefix_of_what_was_said(
     policy = CommitPolicy(CommitOptions(max_words=8), turn_start=0.0)
     commits: list[Commit] = []
     audio_end = 0.5
-    for step, g in zip(steps, garble, strict=False):
+    for tag, (step, g) in enumerate(zip(steps, garble, strict=False)):
         audio_end += step
-        commit = policy.on_hypothesis(heard(truth, audio_end, policy.tail_start(), g), audio_end)
+        commit = policy.on_hypothesis(heard(truth, audio_end, policy.tail_start(), g, tag), audio_end)
         if commit is not None:
             commits.append(commit)
     said = [w.key for c in commits for w in c.words]
@@ -172,3 +173,35 @@ def test_pause_commits_never_come_before_the_pause(pauses: list[tuple[float, flo
                 assert speech_end > before + options.min_speech_seconds
                 assert commit.start == before and commit.end <= now
         t += pause
+
+
+def test_a_pause_the_latest_hypothesis_heard_commits_its_words_at_once() -> None:
+    truth = speech(5)  # ends at 2.0
+    policy = CommitPolicy(CommitOptions(pause_seconds=0.5), turn_start=0.0)
+    policy.on_hypothesis(truth, audio_end=2.3)  # heard past the end of speech
+    commit = policy.on_pause(speech_end=2.0, now=2.5)
+    assert commit is not None and commit.reason == "pause" and not commit.needs_transcription
+    assert [w.key for w in commit.words] == [w.key for w in truth]
+
+
+def test_a_hypothesis_from_before_the_pause_leaves_the_text_to_a_final_job() -> None:
+    truth = speech(5)
+    policy = CommitPolicy(CommitOptions(pause_seconds=0.5), turn_start=0.0)
+    policy.on_hypothesis(truth[:4], audio_end=1.8)  # the last word was not heard yet
+    commit = policy.on_pause(speech_end=2.0, now=2.5)
+    assert commit is not None and commit.needs_transcription
+    off = CommitPolicy(CommitOptions(pause_seconds=0.5, pause_from_hypothesis=False), turn_start=0.0)
+    off.on_hypothesis(truth, audio_end=2.3)
+    assert off.on_pause(speech_end=2.0, now=2.5).needs_transcription  # type: ignore[union-attr]
+
+
+def test_speech_resuming_after_a_pause_commit_skips_the_silence() -> None:
+    policy = CommitPolicy(CommitOptions(pause_seconds=0.5, resume_lead_seconds=0.3), turn_start=0.0)
+    policy.on_pause(speech_end=2.0, now=2.5)
+    assert policy.commit_at == 2.25
+    policy.on_resume(2.0)  # not after the commit point: nothing
+    assert policy.commit_at == 2.25
+    policy.on_resume(3.8)
+    assert policy.commit_at == pytest.approx(3.5) and policy.tail_start() == pytest.approx(3.5)
+    policy.on_resume(5.0)  # only the first resumption after a pause commit moves it
+    assert policy.commit_at == pytest.approx(3.5)
