@@ -416,7 +416,6 @@ class Connection:
         decision = self.scheduler.poll(
             time.monotonic(), self.ctx.queue_depth, speech_end=self.segmenter.current_end
         )
-        if decision.reason not in ("not_due", "no_utterance"): log.warning("DBG decision %s now=%.2f", decision, self.segmenter.now)
         if not decision.send:
             if decision.reason == OVERLOADED:
                 metrics.PARTIAL_JOBS.labels("skipped_overloaded").inc()
@@ -424,7 +423,6 @@ class Connection:
         assert decision.index is not None and decision.partial_seq is not None
         index = decision.index
         tail = self.turns.partial_audio(self.segmenter)
-        log.warning("DBG partial %s seq=%s tail=%s now=%.2f end=%s", index, decision.partial_seq, None if tail is None else (round(len(tail[0])/16000,2), round(tail[1],2)), self.segmenter.now, self.segmenter.current_end)
         if tail is None:
             self.scheduler.on_result(index, decision.partial_seq)
             return
@@ -454,6 +452,7 @@ class Connection:
     async def _xadd(self, job: bus.AudioJob, audio: np.ndarray) -> bool:
         try:
             await self.ctx.redis.xadd(bus.AUDIO_JOBS, bus.encode_audio_job(job, audio))
+            metrics.JOB_AUDIO_SECONDS.labels(job.kind).inc(len(audio) / 16000)
             return True
         except RETRYABLE as exc:
             log.warning("could not queue %s job for %s: %s", job.kind, job.segment_id, exc)
@@ -503,7 +502,6 @@ class Connection:
         self._release(self.orderer.release(now, draining=self.ending))
 
     def _on_partial(self, result: bus.PartialResult) -> None:
-        log.warning("DBG result %s seq=%s skipped=%s text=%r now=%.2f", result.utterance_index, result.partial_seq, result.skipped, result.text, self.segmenter.now)
         self.scheduler.on_result(result.utterance_index, result.partial_seq)
         if result.skipped or self.closed:
             metrics.PARTIAL_JOBS.labels("skipped").inc()
@@ -780,4 +778,5 @@ class Connection:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._done.wait(), self.ctx.settings.result_wait_seconds)
         await self.ctx.router.unsubscribe(self.session_id, self.slot)
+
 

@@ -14,6 +14,10 @@ COMMITS = Counter(
     "gateway_commits_total", "Pieces of a turn committed as finals, by reason: pause, agreement, max_length, "
     "turn_end", ["reason"]
 )
+JOB_AUDIO_SECONDS = Counter(
+    "gateway_job_audio_seconds_total", "Seconds of audio put on audio_jobs, by job kind (bytes = 32000 x this)",
+    ["kind"],
+)
 PARTIAL_AUDIO_SECONDS = Histogram(
     "gateway_partial_audio_seconds", "Audio carried by one partial job (the uncommitted tail)",
     buckets=(0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0),

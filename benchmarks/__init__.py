@@ -1,0 +1,1 @@
+"""Benchmarks that span services; never imported by a product package."""
