@@ -186,7 +186,7 @@ class SttSettings(WorkerSettings):
     )
     encoder_window: Literal["dynamic", "full"] = Field(
         default="dynamic",
-        description="dynamic: encode each batch's audio plus 2 s; full: Whisper's fixed 30 s window.",
+        description="dynamic: encode each batch's audio plus 2 s, at least 15 s; full: Whisper's fixed 30 s window.",
     )
 
 

@@ -79,9 +79,9 @@ class EngineOptions:
     #: CPU it was 1.4-1.9x faster for base (one encode instead of two when detecting the
     #: language) and up to 1.3x for tiny.en at 2 threads (``python -m stt_worker.bench``).
     batched: bool = True
-    #: ``dynamic``: the batched path encodes the utterance plus a margin instead of Whisper's
-    #: fixed 30 s window (the encoder's cost grows with the window: 8 x 6 s utterances took
-    #: 2.27 s to encode at 30 s and 0.13 s at 6 s on the 2-core CPU); ``full``: always 30 s.
+    #: ``dynamic``: the batched path encodes the utterance plus a margin, at least 15 s
+    #: (``MIN_WINDOW_FRAMES``), instead of Whisper's fixed 30 s window (the encoder's cost grows
+    #: with the window); ``full``: always 30 s.
     encoder_window: str = "dynamic"
     guards: GuardOptions = field(default_factory=GuardOptions)
 
@@ -89,6 +89,11 @@ class EngineOptions:
 FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames: what Whisper was trained on
 WINDOW_MARGIN_FRAMES = 200  # 2 s of padding after the longest utterance of a batch
 WINDOW_STEP_FRAMES = 100
+#: The shortest dynamic window. Shorter windows make Whisper loop or give up on short audio
+#: (issue 14, ``python -m benchmarks.encoder_window``, tiny.en partials on 28 tails of
+#: 0.6-2 s: 11 collapsed or dropped for repetition with audio + 2 s, 5 with a 10 s floor, 3 with
+#: 15 s, 0 with the full 30 s; 15 s costs about half of 30 s).
+MIN_WINDOW_FRAMES = 1500
 
 
 def encoder_frames(longest: int, window: str) -> int:
@@ -97,7 +102,7 @@ def encoder_frames(longest: int, window: str) -> int:
         return FULL_WINDOW_FRAMES
     wanted = longest + WINDOW_MARGIN_FRAMES
     rounded = -(-wanted // WINDOW_STEP_FRAMES) * WINDOW_STEP_FRAMES  # whole seconds, always even
-    return min(FULL_WINDOW_FRAMES, rounded)
+    return min(FULL_WINDOW_FRAMES, max(MIN_WINDOW_FRAMES, rounded))
 
 
 @dataclass(frozen=True)
