@@ -234,13 +234,14 @@ class Stack:
         self.redis.__exit__(None, None, None)
 
 
-async def run_round(stack: Stack, clips: list[Clip], audio: dict[str, bytes], n: int) -> tuple[Figures, float]:
+async def run_round(stack: Stack, clips: list[Clip], audio: dict[str, bytes], n: int
+                    ) -> tuple[Figures, float, list[ClientRun]]:
     runs = [ClientRun(clips[i % len(clips)]) for i in range(n)]
     before = sum(bus_audio_seconds().values())
     longest = max(r.clip.duration for r in runs)
     await asyncio.gather(*(run_client(stack.url, r, audio[r.clip.name], longest * 2 + 60) for r in runs))
     streamed = sum(r.clip.duration for r in runs)
-    return analyse(runs), (sum(bus_audio_seconds().values()) - before) / streamed
+    return analyse(runs), (sum(bus_audio_seconds().values()) - before) / streamed, runs
 
 
 def row(label: str, f: Figures, bus_ratio: float, rss: float) -> str:
@@ -268,7 +269,10 @@ async def main_async(args: argparse.Namespace) -> int:
     async with Stack(args.model, args.encoder_window, settings) as stack:
         assert stack.worker is not None
         for n in sweep:
-            figures, ratio = await run_round(stack, clips, audio, n)
+            figures, ratio, runs = await run_round(stack, clips, audio, n)
+            if args.dump:
+                args.dump.write_text(json.dumps([{"clip": r.clip.name, "began": r.began, "messages": r.messages}
+                                                 for r in runs]))
             results.append(figures)
             print(row(label, figures, ratio, rss_mb(stack.worker.pid)), flush=True)
     if len(results) > 1:
@@ -292,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", default="dialogue0,dialogue1,monologue")
     parser.add_argument("--audio-dir", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--setting", action="append", default=[], help="NAME=VALUE for the gateway and worker")
+    parser.add_argument("--dump", type=Path, help="write every client's messages (JSON) here")
     parser.add_argument("--no-offline", dest="offline", action="store_false", help="skip the offline WER")
     return asyncio.run(main_async(parser.parse_args(argv)))
 

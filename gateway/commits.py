@@ -14,8 +14,8 @@ Three ways to commit (reason in :attr:`Commit.reason`):
 * ``agreement``: LocalAgreement-2. Two successive partial hypotheses (of the audio since the
   last commit) agree on a word prefix; the agreed prefix is stable. It is committed up to its
   last sentence end (a word ending in ``.``, ``?`` or ``!`` followed by at least one more word,
-  since Whisper ends every clip with a period), or whole once it spans ``max_words`` words or
-  ``max_uncommitted_seconds``. Its text is the agreed words themselves: no extra inference.
+  since Whisper ends every clip with a period), or whole once it has ``max_words`` words or
+  spans ``max_uncommitted_seconds``. Its text is the agreed words themselves: no extra inference.
 * ``max_length``: no agreement and no pause for ``max_uncommitted_seconds``: the caller cuts at
   the quietest point of a window the policy names (:meth:`CommitPolicy.cut_window`) and the span
   is transcribed as a final job, as for a pause.
@@ -63,8 +63,10 @@ class CommitOptions:
     overlap_seconds: float = 0.5  # audio before the commit point that partials re-send
     #: Audio kept after the last voiced window when a pause commit cuts (the word's release).
     pause_tail_seconds: float = 0.25
-    #: An agreed prefix this long is committed even without a sentence end.
-    max_words: int = 20
+    #: An agreed prefix this long is committed even without a sentence end. Small on purpose:
+    #: in speech without pauses agreement is the only way to commit, and Whisper given an
+    #: unpunctuated prompt often stops punctuating (20 words gave finals 6 s apart).
+    max_words: int = 4
     #: A pause commit takes its text from the latest hypothesis when that one heard the whole
     #: pause start (no extra inference, no wait); otherwise, or when False, from a final job.
     pause_from_hypothesis: bool = True
@@ -248,12 +250,14 @@ def trim_overlap(words: Sequence[HypWord], commit_at: float, committed: Sequence
                  max_ngram: int = 20, slack: float = 0.1) -> list[HypWord]:
     """Remove the words of a hypothesis that belong before ``commit_at``.
 
-    By time: a word whose middle lies before the commit point (``slack`` seconds of tolerance
-    for Whisper's timing) was committed already. By text: when the first remaining words
-    repeat the last committed ones (1..``max_ngram`` words, compared without case and
-    punctuation), they are the overlap transcribed again and go too.
+    By time: a word that ends before the commit point (``slack`` seconds of tolerance) was
+    committed already, or is a fragment cut by the start of the overlap. By text: when the
+    first remaining words repeat the last committed ones (1..``max_ngram`` words, compared
+    without case and punctuation), they are the overlap transcribed again and go too. Time
+    alone is not enough: Whisper stretches a word's end towards the next word, so the word
+    after a commit point can look as if it lay before it.
     """
-    kept = [w for w in words if (w.start + w.end) / 2 > commit_at - slack]
+    kept = [w for w in words if w.end > commit_at - slack]
     tail = [w.key for w in committed[-max_ngram:]]
     for n in range(min(max_ngram, len(tail), len(kept)), 0, -1):
         if [w.key for w in kept[:n]] == tail[-n:]:

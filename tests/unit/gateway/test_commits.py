@@ -54,7 +54,7 @@ def test_agreement_commits_through_the_last_sentence_end() -> None:
 
 def test_a_final_period_of_the_hypothesis_is_not_a_sentence_end() -> None:
     truth = speech(4, sentence_every=4)  # "... fox." is the last word heard so far
-    policy = CommitPolicy(CommitOptions(), turn_start=0.0)
+    policy = CommitPolicy(CommitOptions(max_words=20), turn_start=0.0)
     policy.on_hypothesis(truth, audio_end=1.8)
     assert policy.on_hypothesis(truth, audio_end=2.0) is None
 
