@@ -151,18 +151,24 @@ def analyse(runs: list[ClientRun]) -> Figures:
     )
 
 
-def offline_wer(model: str, clips: list[Clip], audio_dir: Path) -> float:
+def offline_texts(model: str, clips: list[Clip], audio_dir: Path) -> dict[str, str]:
     """The same model on each whole file (faster-whisper's own transcribe, beam 5, VAD filter)."""
     from faster_whisper import WhisperModel
 
     whisper = WhisperModel(model, device="cpu", compute_type="int8", cpu_threads=2)
-    refs, hyps = [], []
+    out = {}
     for clip in clips:
         audio = np.frombuffer(_pcm(audio_dir / clip.file), "<i2").astype(np.float32) / 32768.0
         segments, _ = whisper.transcribe(audio, beam_size=5, vad_filter=True, language="en")
-        refs.append(_norm(clip.reference_text))
-        hyps.append(_norm(" ".join(s.text for s in segments)))
-    return float(jiwer.wer(refs, hyps))
+        out[clip.name] = _norm(" ".join(s.text for s in segments))
+    return out
+
+
+def offline_wer(runs: list[ClientRun], texts: dict[str, str]) -> float:
+    """Offline WER over the same clips (with the same multiplicity) as a round's clients."""
+    if not texts:
+        return float("nan")
+    return float(jiwer.wer([_norm(r.clip.reference_text) for r in runs], [texts[r.clip.name] for r in runs]))
 
 
 def rss_mb(pid: int) -> float:
@@ -244,9 +250,10 @@ async def run_round(stack: Stack, clips: list[Clip], audio: dict[str, bytes], n:
     return analyse(runs), (sum(bus_audio_seconds().values()) - before) / streamed, runs
 
 
-def row(label: str, f: Figures, bus_ratio: float, rss: float) -> str:
+def row(label: str, f: Figures, offline: float, bus_ratio: float, rss: float) -> str:
     return (f"| {label} | {f.clients} | {pct(f.sentence_latency, 50):.2f} / {pct(f.sentence_latency, 95):.2f} | "
             f"{pct(f.first_partial, 50):.2f} / {pct(f.first_partial, 95):.2f} | {f.streaming_wer:.3f} | "
+            f"{offline:.3f} | "
             f"{f.finals} | {f.lost} | {f.not_done} | {rss:.0f} | {bus_ratio:.2f} |")
 
 
@@ -263,8 +270,13 @@ async def main_async(args: argparse.Namespace) -> int:
           f"({sum(c.duration for c in clips):.0f} s, {sum(len(c.utterances) for c in clips)} sentences); "
           f"load average {os.getloadavg()[0]:.1f}")
     print("| setup | clients | sentence -> final p50 / p95 s | onset -> first partial p50 / p95 s | "
-          "streaming WER | finals | sentences lost | no done | STT RSS MB | bus audio / audio |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "streaming WER | offline WER, same clips | finals | sentences lost | no done | STT RSS MB | "
+          "bus audio / audio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    texts: dict[str, str] = {}
+    if args.offline:  # before the stack starts, so it does not compete with the clients
+        model = str(resolve_model(args.model, Path.home() / ".cache" / "speech-pipeline").path_or_name)
+        texts = await asyncio.to_thread(offline_texts, model, clips, args.audio_dir)
     results: list[Figures] = []
     async with Stack(args.model, args.encoder_window, settings) as stack:
         assert stack.worker is not None
@@ -274,16 +286,13 @@ async def main_async(args: argparse.Namespace) -> int:
                 args.dump.write_text(json.dumps([{"clip": r.clip.name, "began": r.began, "messages": r.messages}
                                                  for r in runs]))
             results.append(figures)
-            print(row(label, figures, ratio, rss_mb(stack.worker.pid)), flush=True)
+            print(row(label, figures, offline_wer(runs, texts), ratio, rss_mb(stack.worker.pid)), flush=True)
     if len(results) > 1:
         base = pct(results[0].sentence_latency, 95)
         ok = [f.clients for f in results if f.lost == 0 and f.not_done == 0
               and pct(f.sentence_latency, 95) <= 2 * base]
         print(f"capacity: {max(ok) if ok else 0} clients within 2x the single-client p95 ({base:.2f} s) "
               "with no final lost")
-    if args.offline:
-        model = str(resolve_model(args.model, Path.home() / ".cache" / "speech-pipeline").path_or_name)
-        print(f"offline whole-file WER ({args.model}, beam 5): {offline_wer(model, clips, args.audio_dir):.3f}")
     return 0
 
 
