@@ -97,6 +97,10 @@ class AudioJob(_Message):
         "times are offset by it. None: at ``start``.",
     )
     source_language: str | None = None
+    language_hint: str | None = Field(
+        default=None, description="source_language auto: the session's confident language so far; a "
+        "doubtful detection of this audio does not flip it.",
+    )
     target_language: str | None = None
     prompt: str | None = Field(
         default=None, description="Committed text before this audio (the turn's earlier finals, or the "

@@ -28,6 +28,7 @@ from common.auth import AuthError, AuthLease, token_from_auth_message
 from common.redis_conn import RETRYABLE
 from gateway import metrics, protocol
 from gateway.commits import CommitOptions, HypWord
+from gateway.language_memory import StickyLanguage
 from gateway.limits import Admission, AudioMeter
 from gateway.ordering import OrdererOptions, ResultOrderer
 from gateway.partials import OVERLOADED, PartialOptions, PartialScheduler
@@ -71,6 +72,7 @@ class Connection:
         self.utterance_times: dict[int, tuple[float, float]] = {}  # index -> (onset wall, ready wall)
         self.first_partial_seen: set[int] = set()
         self._gateway_translates: set[int] = set()  # units whose translation the gateway queues
+        self.language = StickyLanguage()  # source_language auto: the session's confident language
         self._last_partial: bus.PartialResult | None = None  # language and worker of commits made at a pause
         self.errors_sent: set[str] = set()
         self.end_requested = False  # the client sent ``end`` (or a limit ended the session)
@@ -234,6 +236,7 @@ class Connection:
         if "source_language" in fields:
             lang = msg.source_language
             self.config.source_language = None if lang in (None, "auto") else lang
+            self.language.reset()
             changed = True
         if "target_language" in fields:
             self.config.target_language = msg.target_language
@@ -373,6 +376,7 @@ class Connection:
             end=round(commit.end, 3),
             audio_start=round(commit.audio_start, 3),
             source_language=self.config.source_language,
+            language_hint=self.language.hint,
             target_language=None if overlaps else self.config.target_language,
             prompt=span.prompt,
             word_timestamps=self.config.word_timestamps,
@@ -438,6 +442,7 @@ class Connection:
             end=round(self.segmenter.now, 3),
             audio_start=round(audio_start, 3),
             source_language=self.config.source_language,
+            language_hint=self.language.hint,
             target_language=None,
             # The committed text as context, and word times for the commit policy.
             prompt=self.turns.prompt() if streaming else None,
@@ -486,6 +491,8 @@ class Connection:
             message = protocol.final_from_bus(result).to_dict()
             if self.orderer.add_final(result.utterance_index, message, now, result.translation_expected):
                 self._observe_final(result)
+                if self.config.source_language is None and result.text.strip():
+                    self.language.observe(result.language, result.language_probability)
         elif isinstance(result, bus.TranslationResult):
             message = protocol.translation_from_bus(result).to_dict()
             self.orderer.add_translation(result.utterance_index, message, now)

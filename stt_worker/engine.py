@@ -114,6 +114,20 @@ class TranscribeRequest:
     prompt: str | None = None  # previous final of the session, for context
     word_timestamps: bool = False
     partial: bool = False
+    #: With ``language`` None: the session's confident language so far. A detection of this
+    #: audio below ``STICKY_PROBABILITY`` does not flip the session to another language.
+    language_hint: str | None = None
+
+
+#: A detection at least this probable overrides the session's language hint (issue 14).
+STICKY_PROBABILITY = 0.8
+
+
+def sticky_language(detected: str, probability: float, hint: str | None) -> tuple[str, float]:
+    """The language to decode in: a confident detection wins, a doubtful one keeps the hint."""
+    if hint and detected != hint and probability < STICKY_PROBABILITY:
+        return hint, probability
+    return detected, probability
 
 
 @dataclass(frozen=True)
@@ -303,10 +317,15 @@ class WhisperEngine:
                 "word_timestamps": req.word_timestamps,
                 "vad_filter": self.options.vad_filter,
             }
+        language = self._language_arg(req)
+        if language is None and req.language_hint:
+            # Detect first, so a doubtful detection can yield to the session's language.
+            detected, prob, _ = self._model.detect_language(audio)
+            language, _ = sticky_language(detected, prob, req.language_hint)
         segments, info = self._model.transcribe(
             audio,
             max_new_tokens=max_new_tokens(duration),
-            language=self._language_arg(req),
+            language=language,
             initial_prompt=req.prompt or None,
             # The prompt carries the context; conditioning inside one utterance only
             # feeds repetition loops.
@@ -460,7 +479,7 @@ class WhisperEngine:
             prob = 1.0
             if lang is None and detections is not None:
                 token, prob = detections[j][0]
-                lang = token[2:-2]
+                lang, prob = sticky_language(token[2:-2], prob, req.language_hint)
             lang = lang or "en"
             languages.append((lang, float(prob)))
             tok = Tokenizer(

@@ -124,6 +124,7 @@ class SttWorker(StreamWorker[Job]):
             TranscribeRequest(
                 audio=pcm.astype(np.float32) / 32768.0,
                 language=job.source_language,
+                language_hint=job.language_hint,
                 prompt=job.prompt,
                 word_timestamps=job.word_timestamps,
                 partial=job.kind == "partial",
