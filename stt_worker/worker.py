@@ -76,6 +76,7 @@ class SttWorker(StreamWorker[Job]):
                 utterance_index=e.job[0].utterance_index,
                 partial_seq=e.job[0].partial_seq,
                 created_at=e.job[0].created_at,
+                speculative=e.job[0].speculative,
             )
             for e in entries
         ]
