@@ -1,0 +1,666 @@
+"""One session's state machine: a pure core, events in, actions out, the clock passed in.
+
+:class:`SessionCore` decides everything a session does; :class:`gateway.connection.Connection`
+only carries its inputs (client messages, audio, results read from the session's result
+stream, control notes, the time) and executes the actions it returns (send to the client,
+write the session's state and log, queue jobs, close). No asyncio, no Redis, no socket here:
+the same inputs give the same actions, so it is tested without sockets.
+
+State:
+
+* ``phase`` (:class:`Phase`) says where the session is; nothing else does.
+* ``units``: one :class:`Unit` record per utterance in progress (timings for the latency
+  metrics, whether a partial was shown, the early final in flight). It goes when the unit's
+  final is sent. A unit is what gets a ``segment_id``; streaming commits (issue 14) make
+  several units per turn.
+* ``seq`` is the number of the last message sent; the stored counters are only written by it.
+* the segmenter (cuts audio into utterances), the partial scheduler and the result orderer
+  (utterance order, exactly once, bounded waits) are the pure cores it drives.
+
+Resume: :meth:`SessionCore.resumed` builds the core of a session taken over from storage
+(the logged messages and the stored counters); results still on their way are read again from
+the session's result stream, and what the log shows as sent is dropped as a duplicate.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from common import bus
+from common.auth import AuthLease, Claims
+from common.settings import GatewaySettings
+from gateway import metrics, protocol
+from gateway.limits import Refusal
+from gateway.ordering import FINAL, TRANSLATION, OrdererOptions, ResultOrderer
+from gateway.partials import OVERLOADED, PartialOptions, PartialScheduler
+from gateway.ratelimit import TokenBucket
+from gateway.segmenter import Segmenter, SegmenterOptions, SpeechEnded, SpeechStarted, UtteranceReady
+from gateway.sessions import SessionConfig, StoredSession
+from gateway.vad import SileroVad
+
+log = logging.getLogger(__name__)
+
+Result = bus.PartialResult | bus.FinalResult | bus.TranslationResult | bus.ErrorResult
+TAKEOVER = "takeover"
+CONFIRM = "confirm"  # an early final was confirmed: any holder delivers it
+
+
+class Phase(enum.Enum):
+    OPEN = "open"  # taking audio
+    ENDING = "ending"  # no more audio; ``done`` once every expected result is out
+    DONE = "done"  # ``done`` sent, closing with 1000
+    TAKEN_OVER = "taken_over"  # another connection resumed the session and delivers from now on
+    CLOSED = "closed"  # the socket is gone or was closed by a limit
+
+
+# -- actions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Write:
+    """Update the stored session (only while this core holds it); log ``message`` if given."""
+
+    fields: dict[str, Any]
+    message: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class QueueAudio:
+    job: bus.AudioJob
+    audio: np.ndarray = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class QueueTranslation:
+    job: bus.TranscriptionJob
+
+
+@dataclass(frozen=True)
+class Note:
+    """A control note on the session's result stream, read by every holder in order."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Close:
+    code: int
+    reason: str
+
+
+Action = Send | Write | QueueAudio | QueueTranslation | Note | Close
+
+
+@dataclass
+class Unit:
+    """One utterance (later: one committed segment) from speech onset to its final."""
+
+    index: int
+    onset_wall: float
+    queued_wall: float = 0.0  # its final job went (the silence threshold had elapsed)
+    partial_shown: bool = False
+    early_end: float | None = None  # the speech end an early final job assumed
+    early_result: bus.FinalResult | None = None
+    early_confirmed: bool = False
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The two clocks of one input: ``now`` (monotonic, for deadlines) and ``wall`` (epoch)."""
+
+    now: float
+    wall: float
+
+
+class SessionCore:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        session_id: str,
+        clock: Clock,
+        *,
+        config: SessionConfig | None = None,
+        silero: SileroVad | None = None,
+        queue_depth: Callable[[], int] = lambda: 0,
+        lease: AuthLease | None = None,
+        resume_secret: str | None = None,
+        gateway: str = "",
+        holder: str = "",
+    ) -> None:
+        s = settings
+        self.settings = settings
+        self.session_id = session_id
+        self.config = config or SessionConfig(sample_rate=s.sample_rate)
+        self.phase = Phase.OPEN
+        self.seq = 0
+        self.base = 0  # index of this connection's first unit (indices go on across a resume)
+        self.last_final = ""
+        self.units: dict[int, Unit] = {}
+        self.lease = lease
+        self.resume_secret = resume_secret
+        self.gateway = gateway
+        self.holder = holder  # the connection driving this core (its takeover notes are its own)
+        # A resumed core reads its stream from the start: takeover notes count only after its own.
+        self._takeovers_count = True
+        self._silero = silero
+        self._queue_depth = queue_depth
+        self.segmenter = self._new_segmenter()
+        self.scheduler = self._new_scheduler()
+        self.orderer: ResultOrderer[dict[str, Any] | None] = ResultOrderer(OrdererOptions(s.result_wait_seconds))
+        self.rate = TokenBucket(rate=s.max_messages_per_second, burst=2 * s.max_messages_per_second)
+        # Dropped messages a client may cause before it is closed (1008): five seconds' worth
+        # of its allowance in a burst, so a client that overshoots briefly is only told.
+        self.violations = TokenBucket(rate=s.max_messages_per_second, burst=5 * s.max_messages_per_second)
+        self.started = clock.now
+        self.last_message = clock.now
+        self.audio_clock = 0.0  # seconds of client audio received
+        self.errors_sent: set[str] = set()
+        self._confirmed_early: dict[int, float] = {}  # notes seen: index -> speech end
+        self._queued_next = 0  # one past the highest index whose final job went (or was refused)
+
+    @classmethod
+    def resumed(
+        cls, settings: GatewaySettings, stored: StoredSession, logged: list[dict[str, Any]], last_seq: int,
+        clock: Clock, **kw: Any,
+    ) -> tuple[SessionCore, list[Action]]:
+        """The core of a session taken over from storage, and the replay for the client."""
+        core = cls(settings, stored.session_id, clock, config=stored.config, **kw)
+        core.base = core._queued_next = stored.next_utterance
+        core._takeovers_count = False
+        core.last_final = stored.last_final
+        max_logged = max((int(m.get("seq", 0)) for m in logged), default=0)
+        core.seq = max(stored.next_seq - 1, last_seq, max_logged)
+        sent_finals: set[int] = set()
+        for message in logged:
+            index = _index(message)
+            if index is not None:
+                kind = TRANSLATION if message["type"] == "translation" else FINAL
+                core.orderer.mark_sent(index, kind)
+                if kind == FINAL:
+                    sent_finals.add(index)
+        # Finals the previous holder queued and did not send: read again from the result stream.
+        for index in range(stored.delivered_below, stored.next_utterance):
+            if index not in sent_finals:
+                core.orderer.expect_final(index, clock.now)
+        replay = [Send(m) for m in logged if int(m.get("seq", 0)) > last_seq]
+        return core, [*replay, core._ready()]
+
+    # -- set-up -------------------------------------------------------------------------
+
+    def _new_segmenter(self) -> Segmenter:
+        s = self.settings
+        return Segmenter(SegmenterOptions(
+            sample_rate=self.config.sample_rate, webrtc_sensitivity=s.webrtc_sensitivity,
+            silero_sensitivity=s.silero_sensitivity, silence_threshold_seconds=s.silence_threshold_seconds,
+            pre_speech_buffer_seconds=s.pre_speech_buffer_seconds, max_segment_seconds=s.max_segment_seconds,
+            min_speech_seconds=s.min_speech_seconds, use_silero=self._silero is not None,
+        ), self._silero)
+
+    def _new_scheduler(self) -> PartialScheduler:
+        s = self.settings
+        return PartialScheduler(PartialOptions(
+            interval=s.stt_send_interval,
+            # Partials give way first: skipped at half the depth at which finals are refused.
+            max_queue_depth=max(1, s.max_queue_depth // 2),
+            enabled=self.config.partials, inflight_timeout=3.0,
+            # Speech is confirmed ~0.3 s after its onset: the first partial goes right then.
+            first_after=0.0,
+        ))
+
+    def start(self) -> list[Action]:
+        return [self._ready()]
+
+    # -- inputs: the client ---------------------------------------------------------------
+
+    def admit(self, clock: Clock) -> tuple[bool, list[Action]]:
+        """A client message arrived: whether to handle it (rate limit), and what to answer if
+        not. Each dropped message is answered; a burst of them closes the session with 1008."""
+        self.last_message = clock.now
+        if self.rate.take(clock.now):
+            return True, []
+        metrics.REFUSED.labels("rate_limited").inc()
+        if not self.violations.take(clock.now):
+            self.phase = Phase.CLOSED
+            return False, [*self._detach(), Close(1008, "rate_limited")]
+        return False, self.error(protocol.ErrorCode.RATE_LIMITED, "too many messages per second; this one was dropped")
+
+    def on_text(self, msg: protocol.ClientMessage, clock: Clock) -> list[Action]:
+        if isinstance(msg, protocol.PingMessage):
+            return [Send(protocol.Pong(id=msg.id, t=clock.wall).to_dict())]
+        if isinstance(msg, protocol.ConfigMessage):
+            return self.on_config(msg)
+        if isinstance(msg, protocol.FlushMessage):
+            return self._on_segments(self.segmenter.flush(), clock)
+        if isinstance(msg, protocol.EndMessage):
+            return self.end(clock)
+        return []  # auth messages are verified by the shell and come in as on_auth
+
+    def on_config(self, msg: protocol.ConfigMessage) -> list[Action]:
+        fields = msg.model_fields_set
+        c = self.config
+        changed = False
+        if "source_language" in fields:
+            c.source_language = None if msg.source_language in (None, "auto") else msg.source_language
+            changed = True
+        if "target_language" in fields:
+            c.target_language = msg.target_language
+            changed = True
+        if "partials" in fields and msg.partials is not None:
+            c.partials = msg.partials
+            self.scheduler.set_enabled(msg.partials)
+            changed = True
+        if "word_timestamps" in fields and msg.word_timestamps is not None:
+            c.word_timestamps = msg.word_timestamps
+            changed = True
+        if "sample_rate" in fields and msg.sample_rate is not None and msg.sample_rate != c.sample_rate:
+            c.sample_rate = msg.sample_rate
+            self.segmenter.set_input_rate(msg.sample_rate)
+            changed = True
+        return [Write({"config": c}), self._ready()] if changed else []
+
+    def on_auth(self, claims: Claims | None, code: str = "", message: str = "") -> list[Action]:
+        """A refreshed token (verified by the shell); None: it was refused with ``code``."""
+        if self.lease is None:
+            return self.error("auth_not_enabled", "this gateway does not require a token")
+        if claims is not None and claims.subject == self.lease.subject:
+            self.lease.refresh(claims)
+            return []
+        if claims is not None:
+            code, message = "token_subject_changed", "a refresh token must be for the same subject"
+        metrics.REFUSED.labels(code).inc()
+        out = self.error(code, message)
+        self.phase = Phase.CLOSED
+        return [*out, *self._detach(), Close(1008, code)]
+
+    def on_quota(self, refusal: Refusal | None) -> list[Action]:
+        """The audio quota's answer for the frame about to be fed (one notice per code)."""
+        if refusal is None:
+            self.errors_sent.discard("audio_quota_exceeded")
+            return []
+        if refusal.code in self.errors_sent:
+            return []
+        self.errors_sent.add(refusal.code)
+        metrics.REFUSED.labels(refusal.code).inc()
+        return self.error(refusal.code, refusal.message)
+
+    def audio_refused(self) -> list[Action] | None:
+        """The error for audio the session no longer takes, or None if it takes it."""
+        if self.phase is Phase.OPEN:
+            return None
+        return self.error("ended", "audio after end is ignored") if self.phase is Phase.ENDING else []
+
+    def feed(self, pcm: np.ndarray, clock: Clock) -> list[Action]:
+        """Client audio. May be run in a worker thread for a big frame: the shell never runs
+        anything else on this core meanwhile."""
+        refused = self.audio_refused()
+        if refused is not None:
+            return refused
+        self.audio_clock += len(pcm) / self.config.sample_rate
+        out = self._on_segments(self.segmenter.feed(pcm), clock)
+        out += self._maybe_early_final(clock)
+        out += self._maybe_partial(clock)
+        return out
+
+    def end(self, clock: Clock) -> list[Action]:
+        """No more audio (``end``, or a limit): the last final is queued, then ``done`` follows."""
+        if self.phase is not Phase.OPEN:
+            return []
+        out = self._on_segments(self.segmenter.flush(), clock)
+        self.phase = Phase.ENDING
+        return out + self._release(clock)
+
+    def detach(self) -> list[Action]:
+        """The socket is gone: nothing more is sent. Results still on their way stay in the
+        session's result stream for whoever resumes it."""
+        if self.phase in (Phase.CLOSED, Phase.TAKEN_OVER):
+            return []
+        self.phase = Phase.CLOSED
+        return self._detach()
+
+    def _detach(self) -> list[Action]:
+        return [Write(self._counters())]
+
+    # -- inputs: segmenter events and jobs ---------------------------------------------
+
+    def _on_segments(self, events: list[Any], clock: Clock) -> list[Action]:
+        out: list[Action] = []
+        for event in events:
+            if isinstance(event, SpeechStarted):
+                out += self._send(protocol.Vad(event="speech_start", t=round(event.t, 3)).to_dict())
+                self._open_unit(self.base + event.index, self._wall_at(event.t, clock), clock)
+            elif isinstance(event, SpeechEnded):
+                out += self._send(protocol.Vad(event="speech_end", t=round(event.t, 3)).to_dict())
+            elif isinstance(event, UtteranceReady):
+                out += self._queue_final(event, clock)
+                if event.reason == "max_length" and self.segmenter.in_speech:
+                    # A cut long utterance goes on as the next index: partials follow it.
+                    self._open_unit(self.base + event.index + 1, self._wall_at(event.end, clock), clock)
+        return out
+
+    def _open_unit(self, index: int, onset_wall: float, clock: Clock) -> None:
+        self.units[index] = Unit(index, onset_wall)
+        self.scheduler.open(index, clock.now)
+
+    def _wall_at(self, t: float, clock: Clock) -> float:
+        """Wall-clock time at which audio time ``t`` arrived (streaming in real time)."""
+        return clock.wall - max(0.0, self.audio_clock - t)
+
+    def _final_job(self, utt: UtteranceReady, index: int, clock: Clock, *, speculative: bool = False) -> bus.AudioJob:
+        c = self.config
+        return bus.AudioJob(
+            kind="final", session_id=self.session_id, utterance_index=index,
+            segment_id=bus.segment_id(self.session_id, index), start=round(utt.start, 3), end=round(utt.end, 3),
+            source_language=c.source_language, target_language=c.target_language,
+            prompt=self.last_final or None, word_timestamps=c.word_timestamps, created_at=clock.wall,
+            speech_end_at=self._wall_at(utt.end, clock), speculative=speculative, gateway=self.gateway,
+        )
+
+    def _queue_final(self, utt: UtteranceReady, clock: Clock) -> list[Action]:
+        index = self.base + utt.index
+        self._queued_next = max(self._queued_next, index + 1)
+        metrics.UTTERANCES.labels(utt.reason).inc()
+        self.scheduler.close(index)
+        unit = self.units.setdefault(index, Unit(index, self._wall_at(utt.start, clock)))
+        unit.queued_wall = clock.wall
+        self.orderer.expect_final(index, clock.now)
+        out: list[Action] = [Write({"next_utterance": self._queued_next})]
+        if unit.early_end is not None and unit.early_end == round(utt.end, 3):
+            # The speaker did not resume: the early final is this utterance's final.
+            metrics.EARLY_FINALS.labels("used").inc()
+            unit.early_confirmed = True
+            out.append(Note(f"{CONFIRM} {index} {unit.early_end}"))
+            if unit.early_result is not None:
+                out += self._accept_early(unit, unit.early_result, clock)
+            return out
+        if unit.early_end is not None:
+            metrics.EARLY_FINALS.labels("wasted").inc()
+            unit.early_end = None
+        if self._queue_depth() > self.settings.max_queue_depth:
+            metrics.REFUSED.labels("overloaded").inc()
+            return out + self._stand_in(index, FINAL, "overloaded",
+                                        "the transcription queue is full; this utterance was not transcribed", clock)
+        return [*out, QueueAudio(self._final_job(utt, index, clock), utt.audio)]
+
+    def queue_failed(self, job: bus.AudioJob, clock: Clock) -> list[Action]:
+        """The shell could not put a job on the bus (Redis unreachable)."""
+        if job.kind == "partial":
+            self.scheduler.on_result(job.utterance_index, job.partial_seq)
+            return []
+        if job.speculative:
+            unit = self.units.get(job.utterance_index)
+            if unit is not None and not unit.early_confirmed:
+                unit.early_end = None  # the real final job follows when the utterance ends
+                return []
+        return self._stand_in(job.utterance_index, FINAL, "unavailable",
+                              "the transcription queue is unreachable; utterance lost", clock)
+
+    def translation_failed(self, index: int, clock: Clock) -> list[Action]:
+        self.orderer.add_translation(index, None, clock.now)
+        return self._release(clock)
+
+    def _stand_in(self, index: int, kind: str, code: str, message: str, clock: Clock) -> list[Action]:
+        """An error in the place of a result that will not come: sent in order, and logged."""
+        error = protocol.Error(code=code, message=message, segment_id=bus.segment_id(self.session_id, index)).to_dict()
+        if kind == FINAL:
+            self.orderer.add_final(index, error, clock.now)
+        else:
+            self.orderer.add_translation(index, error, clock.now)
+        return self._release(clock)
+
+    def _maybe_early_final(self, clock: Clock) -> list[Action]:
+        """During the silence that may end an utterance, transcribe it already: if the speaker
+        does not resume, the final is ready when the silence threshold elapses."""
+        wait = self.settings.early_final_seconds
+        end = self.segmenter.current_end
+        if not wait or end is None or self.segmenter.now - end < wait:
+            return []
+        if self._queue_depth() > self.settings.max_queue_depth:
+            return []
+        tentative = self.segmenter.tentative_utterance()
+        if tentative is None:
+            return []
+        index = self.base + tentative.index
+        unit = self.units.setdefault(index, Unit(index, self._wall_at(tentative.start, clock)))
+        end = round(tentative.end, 3)
+        if unit.early_end == end:
+            return []  # already in flight for this end of speech
+        if unit.early_end is not None:
+            metrics.EARLY_FINALS.labels("wasted").inc()  # the speaker resumed: that one is stale
+        unit.early_end, unit.early_result = end, None
+        metrics.EARLY_FINALS.labels("sent").inc()
+        return [QueueAudio(self._final_job(tentative, index, clock, speculative=True), tentative.audio)]
+
+    def _maybe_partial(self, clock: Clock) -> list[Action]:
+        if self.phase is not Phase.OPEN:
+            return []
+        decision = self.scheduler.poll(clock.now, self._queue_depth(), speech_end=self.segmenter.current_end)
+        if not decision.send:
+            if decision.reason == OVERLOADED:
+                metrics.PARTIAL_JOBS.labels("skipped_overloaded").inc()
+            return []
+        assert decision.index is not None and decision.partial_seq is not None
+        audio = self.segmenter.current_audio()
+        if audio is None:
+            self.scheduler.on_result(decision.index, decision.partial_seq)
+            return []
+        job = bus.AudioJob(
+            kind="partial", session_id=self.session_id, utterance_index=decision.index,
+            partial_seq=decision.partial_seq, segment_id=bus.segment_id(self.session_id, decision.index),
+            start=round(self.segmenter.current_start or 0.0, 3), end=round(self.segmenter.now, 3),
+            source_language=self.config.source_language, target_language=None, created_at=clock.wall,
+            gateway=self.gateway,
+        )
+        metrics.PARTIAL_JOBS.labels("queued").inc()
+        return [QueueAudio(job, audio)]
+
+    # -- inputs: results and notes from the session's result stream ----------------------
+
+    def on_result(self, result: Result, clock: Clock) -> list[Action]:
+        if self.phase in (Phase.CLOSED, Phase.TAKEN_OVER, Phase.DONE):
+            return []
+        if isinstance(result, bus.PartialResult):
+            return self._on_partial(result, clock)
+        if isinstance(result, bus.FinalResult) and result.queued_at:
+            overhead = clock.wall - result.queued_at - result.inference_seconds
+            metrics.PIPELINE_OVERHEAD.observe(max(0.0, overhead))
+        index = result.utterance_index
+        if isinstance(result, bus.FinalResult) and result.speculative:
+            return self._on_early_result(result, clock)
+        if isinstance(result, bus.FinalResult):
+            if index is None or (index < self.base and index not in self.orderer.pending_finals()):
+                return []  # an earlier holder's, already sent (or given up on)
+            if self.orderer.add_final(index, protocol.final_from_bus(result).to_dict(), clock.now,
+                                      result.translation_expected):
+                self._observe_final(result, clock)
+        elif isinstance(result, bus.TranslationResult):
+            if index is not None:
+                self.orderer.add_translation(index, protocol.translation_from_bus(result).to_dict(), clock.now)
+        else:
+            out: list[Action] = []
+            if result.code not in self.errors_sent:  # one notice per session and code
+                self.errors_sent.add(result.code)
+                out = self.error(result.code, result.message, segment_id=result.segment_id)
+            if index is not None:
+                # The error stands in for the missing result: the orderer stops waiting for it.
+                if result.code.startswith("transcription"):
+                    self.orderer.add_final(index, None, clock.now)
+                else:
+                    self.orderer.add_translation(index, None, clock.now)
+            return out + self._release(clock)
+        return self._release(clock)
+
+    def _on_partial(self, result: bus.PartialResult, clock: Clock) -> list[Action]:
+        self.scheduler.on_result(result.utterance_index, result.partial_seq)
+        unit = self.units.get(result.utterance_index)
+        if result.skipped or not result.text.strip() or unit is None:
+            metrics.PARTIAL_JOBS.labels("skipped" if result.skipped else "empty").inc()
+            return []
+        if not self.orderer.add_partial(result.utterance_index, result.partial_seq):
+            metrics.PARTIAL_JOBS.labels("late").inc()
+            return []  # never a partial after its utterance's final, nor an older one
+        if not unit.partial_shown:
+            unit.partial_shown = True
+            metrics.FIRST_PARTIAL_LATENCY.observe(max(0.0, clock.wall - unit.onset_wall))
+        metrics.PARTIALS_SENT.inc()
+        return self._send(protocol.realtime_from_bus(result).to_dict())
+
+    def _on_early_result(self, result: bus.FinalResult, clock: Clock) -> list[Action]:
+        index = result.utterance_index
+        unit = self.units.get(index)
+        if unit is None and self._confirmed_early.get(index) == result.end:
+            # Confirmed by the connection that held the session before this one resumed it.
+            unit = self.units[index] = Unit(index, clock.wall, early_end=result.end, early_confirmed=True)
+        if unit is None or unit.early_end != result.end or unit.early_result is not None:
+            return []  # stale (the speaker resumed) or a redelivered copy
+        unit.early_result = result
+        return self._accept_early(unit, result, clock) if unit.early_confirmed else []
+
+    def _accept_early(self, unit: Unit, result: bus.FinalResult, clock: Clock) -> list[Action]:
+        """A confirmed early final: deliver it as the final, and have it translated now."""
+        target = self.config.target_language
+        wants_translation = bool(target and result.text.strip())
+        out: list[Action] = []
+        if target and wants_translation:
+            out.append(QueueTranslation(bus.TranscriptionJob(
+                session_id=result.session_id, segment_id=result.segment_id, utterance_index=result.utterance_index,
+                text=result.text, source_language=result.language, target_language=target,
+                created_at=clock.wall, speech_end_at=result.speech_end_at,
+            )))
+        final = result.model_copy(update={"speculative": False, "translation_expected": wants_translation})
+        return out + self.on_result(final, clock)
+
+    def on_note(self, text: str, clock: Clock) -> list[Action]:
+        """A control note from the session's result stream, in order with its results."""
+        kind, _, detail = text.partition(" ")
+        if kind == TAKEOVER:
+            if detail == self.holder:
+                self._takeovers_count = True
+            elif self._takeovers_count:
+                return self.taken_over()
+        elif kind == CONFIRM:
+            index, _, end = detail.partition(" ")
+            try:
+                self._confirmed_early[int(index)] = float(end)
+            except ValueError:
+                pass
+        return []
+
+    def taken_over(self) -> list[Action]:
+        """Another connection resumed this session: it delivers and writes from now on."""
+        if self.phase in (Phase.TAKEN_OVER, Phase.CLOSED):
+            return []
+        self.phase = Phase.TAKEN_OVER
+        return [Close(1001, "session resumed on another connection")]
+
+    def _observe_final(self, result: bus.FinalResult, clock: Clock) -> None:
+        unit = self.units.pop(result.utterance_index, None)
+        if result.speech_end_at:
+            metrics.FINAL_LATENCY.observe(max(0.0, clock.wall - result.speech_end_at))
+        if unit is not None and unit.queued_wall:
+            metrics.FINAL_LATENCY_AFTER_THRESHOLD.observe(max(0.0, clock.wall - unit.queued_wall))
+
+    # -- time -------------------------------------------------------------------------------
+
+    def deadline(self, clock: Clock) -> float:
+        """The next ``now`` at which :meth:`tick` has something to do (for the shell's timer)."""
+        s = self.settings
+        times = [self.started + s.max_session_seconds]
+        if self.lease is not None:
+            exp = self.lease.expires_at
+            times.append(clock.now + (exp if clock.wall < exp else exp + self.lease.grace_seconds) - clock.wall)
+        if self.phase is Phase.OPEN:
+            times.append(self.last_message + s.idle_timeout_seconds)
+            due = self.scheduler.next_due()
+            if due is not None:
+                times.append(due)
+        skip = self.orderer.next_deadline()
+        if skip is not None:
+            times.append(skip)
+        return min(times)
+
+    def tick(self, clock: Clock) -> list[Action]:
+        """Time-driven work: ordering timeouts, partial pacing, token expiry, idle and session
+        limits, and ``done`` once an ending session has nothing left to wait for."""
+        if self.phase in (Phase.CLOSED, Phase.TAKEN_OVER, Phase.DONE):
+            return []
+        s = self.settings
+        out: list[Action] = []
+        if self.lease is not None:
+            state = self.lease.poll(clock.wall)
+            if state == "expired":
+                out += self.error("token_expired", "the token expired: send {type: auth, token} to go on")
+            elif state == "close":
+                self.phase = Phase.CLOSED
+                return [*out, *self._detach(), Close(1008, "token_expired")]
+        if self.phase is Phase.OPEN:
+            if clock.now - self.started >= s.max_session_seconds:
+                out += self.error("session_too_long", "MAX_SESSION_SECONDS reached")
+                out += self.end(clock)
+            elif clock.now - self.last_message >= s.idle_timeout_seconds:
+                out += self.error("idle_timeout", f"no message for {s.idle_timeout_seconds:.0f}s")
+                out += self.end(clock)
+            else:
+                out += self._maybe_partial(clock)  # partials stay on time when audio frames are sparse
+        return out + self._release(clock)
+
+    # -- output -------------------------------------------------------------------------------
+
+    def _release(self, clock: Clock) -> list[Action]:
+        out: list[Action] = []
+        for message in self.orderer.release(clock.now, draining=self.phase is Phase.ENDING):
+            if message is None:
+                continue
+            if message["type"] == "final":
+                self.last_final = message["text"] or self.last_final
+            metrics.RESULTS_SENT.labels(message["type"]).inc()
+            out += self._send(message)
+            fields = self._counters()
+            if message["type"] == "final":
+                fields["last_final"] = self.last_final
+            out.append(Write(fields, message))
+        if self.phase is Phase.ENDING and self.orderer.idle:
+            self.phase = Phase.DONE
+            out += [*self._send(protocol.Done().to_dict()), Write(self._counters()), Close(1000, "done")]
+        return out
+
+    def _counters(self) -> dict[str, Any]:
+        pending = self.orderer.pending_finals()
+        return {"next_seq": self.seq + 1, "delivered_below": pending[0] if pending else self._queued_next}
+
+    def _send(self, message: dict[str, Any]) -> list[Action]:
+        self.seq += 1
+        message["seq"] = self.seq
+        return [Send(message)]
+
+    def error(self, code: str, message: str, *, segment_id: str | None = None) -> list[Action]:
+        return self._send(protocol.Error(code=code, message=message, segment_id=segment_id).to_dict())
+
+    def _ready(self) -> Send:
+        c = self.config
+        return Send(protocol.Ready(
+            session_id=self.session_id, sample_rate=c.sample_rate, source_language=c.source_language or "auto",
+            target_language=c.target_language, partials=c.partials,
+            silence_threshold_seconds=self.settings.silence_threshold_seconds, last_seq=self.seq,
+            resume_secret=self.resume_secret,
+        ).to_dict())
+
+
+def _index(message: dict[str, Any]) -> int | None:
+    """The unit index of a logged result message (from its ``segment_id``)."""
+    if message.get("type") not in ("final", "translation", "error"):
+        return None
+    try:
+        return int(str(message.get("segment_id", "")).rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return None
