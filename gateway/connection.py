@@ -23,14 +23,13 @@ import time
 import uuid
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed
-
 from common import bus
 from common.auth import AuthError, AuthLease, Claims, token_from_auth_message
 from common.redis_conn import RETRYABLE
 from gateway import metrics, protocol
+from gateway.client_socket import ClientSocket, SocketClosed
+from gateway.context import GatewayContext
 from gateway.limits import Admission, AudioMeter
-from gateway.service import GatewayContext
 from gateway.session_core import (
     TAKEOVER,
     Action,
@@ -59,7 +58,7 @@ def _clock() -> Clock:
 
 
 class Connection:
-    def __init__(self, ctx: GatewayContext, ws: Any, admission: Admission | None = None) -> None:
+    def __init__(self, ctx: GatewayContext, ws: ClientSocket, admission: Admission | None = None) -> None:
         self.ctx = ctx
         self.ws = ws
         self.admission = admission or Admission()
@@ -108,7 +107,7 @@ class Connection:
     async def _refuse(self, code: str, message: str) -> bool:
         """Before the session starts: an error frame, then close 1008 with the code."""
         metrics.REFUSED.labels(code).inc()
-        with contextlib.suppress(ConnectionClosed):
+        with contextlib.suppress(SocketClosed):
             await self.ws.send(protocol.Error(code=code, message=message).to_json())
             await self.ws.close(1008, code)
         return False
@@ -132,7 +131,7 @@ class Connection:
                         break
                     if self.core.deadline(_clock()) < self._armed:
                         self.inbox.put_nowait(("", None))  # the deadline moved closer: re-arm the timer
-        except ConnectionClosed:
+        except SocketClosed:
             pass
         finally:
             await self._close()
@@ -284,7 +283,7 @@ class Connection:
                 if data is None:
                     return
                 await self.ws.send(data)
-            except ConnectionClosed:
+            except SocketClosed:
                 return
             finally:
                 self.send_queue.task_done()
@@ -314,7 +313,7 @@ class Connection:
 
     async def going_away(self) -> None:
         """The gateway is stopping: tell the client so it reconnects elsewhere and resumes."""
-        with contextlib.suppress(ConnectionClosed):
+        with contextlib.suppress(SocketClosed):
             await self.ws.close(1001, "gateway restarting; reconnect and resume")
 
     async def _close(self) -> None:
