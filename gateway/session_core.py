@@ -241,7 +241,7 @@ class SessionCore:
         if isinstance(msg, protocol.ConfigMessage):
             return self.on_config(msg)
         if isinstance(msg, protocol.FlushMessage):
-            return self._on_segments(self.segmenter.flush(), clock)
+            return self.on_segments(self.segmenter.flush(), clock)
         if isinstance(msg, protocol.EndMessage):
             return self.end(clock)
         return []  # auth messages are verified by the shell and come in as on_auth
@@ -307,7 +307,7 @@ class SessionCore:
         if refused is not None:
             return refused
         self.audio_clock += len(pcm) / self.config.sample_rate
-        out = self._on_segments(self.segmenter.feed(pcm), clock)
+        out = self.on_segments(self.segmenter.feed(pcm), clock)
         out += self._maybe_early_final(clock)
         out += self._maybe_partial(clock)
         return out
@@ -316,7 +316,7 @@ class SessionCore:
         """No more audio (``end``, or a limit): the last final is queued, then ``done`` follows."""
         if self.phase is not Phase.OPEN:
             return []
-        out = self._on_segments(self.segmenter.flush(), clock)
+        out = self.on_segments(self.segmenter.flush(), clock)
         self.phase = Phase.ENDING
         return out + self._release(clock)
 
@@ -333,7 +333,7 @@ class SessionCore:
 
     # -- inputs: segmenter events and jobs ---------------------------------------------
 
-    def _on_segments(self, events: list[Any], clock: Clock) -> list[Action]:
+    def on_segments(self, events: list[Any], clock: Clock) -> list[Action]:
         out: list[Action] = []
         for event in events:
             if isinstance(event, SpeechStarted):
