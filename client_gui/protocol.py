@@ -26,6 +26,7 @@ class Ready:
     source_language: str | None = None
     target_language: str | None = None
     seq: int | None = None
+    resume_secret: str | None = field(default=None, repr=False)  # auth off: needed to resume
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ def parse_server_message(raw: str | bytes) -> ServerMessage:
                 source_language=_opt_str(data.get("source_language")),
                 target_language=_opt_str(data.get("target_language")),
                 seq=seq,
+                resume_secret=_opt_str(data.get("resume_secret")),
             )
         if kind == "vad":
             return Vad(event=str(data.get("event", "")), t=_opt_float(data.get("t")), seq=seq)
@@ -194,10 +196,14 @@ class ResumeState:
 
     session_id: str | None = None
     last_seq: int | None = None
+    resume_secret: str | None = field(default=None, repr=False)
 
     def accept(self, message: ServerMessage) -> bool:
         if isinstance(message, Ready):
+            if message.session_id != self.session_id:
+                self.resume_secret = None
             self.session_id = message.session_id
+            self.resume_secret = message.resume_secret or self.resume_secret
             return True
         seq = message.seq
         if seq is None:
@@ -213,4 +219,6 @@ class ResumeState:
         fields: dict[str, Any] = {"session_id": self.session_id}
         if self.last_seq is not None:
             fields["last_seq"] = self.last_seq
+        if self.resume_secret:
+            fields["resume_secret"] = self.resume_secret
         return fields

@@ -36,6 +36,21 @@ def results_channel(session_id: str) -> str:
     return f"results:{session_id}"
 
 
+def result_stream_key(session_id: str) -> str:
+    """Capped stream (TTL) of one session's results: the gateway holding the session reads it
+    from the last id it saw, so a result written while its connection is down is not lost."""
+    return f"result_stream:{session_id}"
+
+
+RESULT_STREAM_MAXLEN: Final = 1000
+RESULT_STREAM_TTL_SECONDS: Final = 3600  # like SESSION_TTL_SECONDS' default
+
+
+def gateway_wake_key(gateway: str) -> str:
+    """Stream a gateway's result reader also blocks on, so a new session joins its read at once."""
+    return f"gateway_wake:{gateway}"
+
+
 def session_key(session_id: str) -> str:
     """Hash with a session's config, next seq and owner gateway (TTL)."""
     return f"session:{session_id}"
@@ -256,6 +271,17 @@ def decode_transcription_job(fields: dict[Any, Any]) -> TranscriptionJob:
 
 def encode_result(result: PartialResult | FinalResult | TranslationResult | ErrorResult) -> str:
     return result.model_dump_json(exclude_none=False)
+
+
+def publish_result(pipe: Any, result: PartialResult | FinalResult | TranslationResult | ErrorResult) -> None:
+    """Queue on ``pipe`` what a worker does with a result: append it to the session's result
+    stream (at-least-once delivery to the gateway; the gateway drops duplicates) and publish it
+    on the seed's ``results:{session}`` channel for any other listener."""
+    data = encode_result(result)
+    key = result_stream_key(result.session_id)
+    pipe.xadd(key, {"r": data}, maxlen=RESULT_STREAM_MAXLEN, approximate=True)
+    pipe.expire(key, RESULT_STREAM_TTL_SECONDS)
+    pipe.publish(results_channel(result.session_id), data)
 
 
 def decode_result(data: str | bytes) -> PartialResult | FinalResult | TranslationResult | ErrorResult:

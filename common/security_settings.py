@@ -127,6 +127,9 @@ class SecuritySettings(BaseSettings):
     connections_per_ip_per_minute: int = Field(
         default=60, ge=1, description="WebSocket connection attempts per client IP per minute."
     )
+    http_requests_per_ip_per_minute: int = Field(
+        default=600, ge=1, description="Plain HTTP requests (page, REST) per client IP per minute on the public port."
+    )
     auth_failures_before_lockout: int = Field(
         default=5, ge=1, description="Failed authentications from one IP before it is locked out."
     )

@@ -74,6 +74,16 @@ class ResultOrderer(Generic[T]):
             self._pending.add(key)
         self._update_head(now)
 
+    def mark_sent(self, index: int, kind: str) -> None:
+        """Utterance ``index``'s ``kind`` was sent by an earlier holder of the session (resume):
+        a copy arriving now is a duplicate."""
+        key = (index, kind)
+        self._pending.discard(key)
+        self._items.pop(key, None)
+        self._delivered[key] = None
+        if kind == FINAL:
+            self._max_final = max(self._max_final, index)
+
     def add_final(self, index: int, item: T, now: float, translation_expected: bool = False) -> bool:
         """A final arrived; False if it is a duplicate (dropped)."""
         if not self._arrive((index, FINAL), item):

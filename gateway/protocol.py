@@ -101,6 +101,8 @@ class ConfigMessage(_ClientMessage):
     word_timestamps: bool | None = None
     session_id: str | None = Field(default=None, pattern=_SESSION_ID_RE)
     last_seq: int | None = Field(default=None, ge=0, le=2**62)
+    # With auth off, the resume secret from the session's ``ready`` (never logged).
+    resume_secret: str | None = Field(default=None, max_length=128, repr=False)
 
     @model_validator(mode="after")
     def _resume_needs_session(self) -> ConfigMessage:
@@ -256,7 +258,10 @@ class Ready(ServerMessage):
     partials: bool = True
     silence_threshold_seconds: float | None = None
     last_seq: int = 0
+    # With auth off: what a later ``config`` must carry to resume this session.
+    resume_secret: str | None = Field(default=None, repr=False)
     seq: int | None = None
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"seq", "resume_secret"})
 
 
 class Vad(ServerMessage):

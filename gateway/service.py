@@ -1,6 +1,7 @@
-"""The gateway service: WebSocket server, Redis, result router, health server, heartbeat.
+"""The gateway service: the public port, Redis, result router, health server, heartbeat.
 
-Connections are handled by :class:`gateway.connection.Connection`, one object per client;
+The public port is one aiohttp application (``gateway.http_app``): the WebSocket, the page and
+REST. Connections are handled by :class:`gateway.connection.Connection`, one object per client;
 what they share (settings, Redis, the router, the session store, the cached queue depth)
 lives in a :class:`GatewayContext`. On a graceful stop the gateway refuses new connections,
 tells each client it is going away (1001, after ``end``-like draining of results already on
@@ -11,12 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.http11 import Request, Response
+from aiohttp import web
 
 from common import bus
 from common.health import HealthServer, HealthState
@@ -27,33 +25,16 @@ from common.security_settings import prepare_listeners
 from common.settings import GatewaySettings
 from common.tls import scheme
 from gateway import metrics
-from gateway.limits import Admission, AudioQuota, HandshakeGuard, SubjectSessions
+from gateway.client_socket import ClientSocket
+from gateway.connection import Connection
+from gateway.context import GatewayContext
+from gateway.http_app import build_app, client_ip
+from gateway.limits import AudioQuota, HandshakeGuard, SubjectSessions
 from gateway.router import ResultRouter
 from gateway.sessions import SessionStore
 from gateway.vad import SileroVad
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GatewayContext:
-    """What every connection of one gateway shares. Per-connection state never lives here."""
-
-    settings: GatewaySettings
-    redis: aioredis.Redis
-    router: ResultRouter
-    store: SessionStore
-    name: str
-    silero: SileroVad | None
-    guard: HandshakeGuard
-    subject_sessions: SubjectSessions
-    audio_quota: AudioQuota
-    queue_depth: int = 0
-    connections: set[Any] = field(default_factory=set)
-
-    @property
-    def overloaded(self) -> bool:
-        return self.queue_depth > self.settings.max_queue_depth
 
 
 class GatewayService(Service):
@@ -65,10 +46,10 @@ class GatewayService(Service):
         self.ctx: GatewayContext | None = None
         self.health = HealthState(service=self.name, instance=f"{settings.instance_name}:{settings.gateway_port}")
         self.health_server: HealthServer | None = None
-        self.server: Server | None = None
+        self.runner: web.AppRunner | None = None
+        self.site: web.TCPSite | None = None
         self.heartbeat: Heartbeat | None = None
         self._depth_task: asyncio.Task[None] | None = None
-        self._admissions: dict[ServerConnection, Admission] = {}
         self.port = settings.gateway_port
 
     async def startup(self) -> None:
@@ -93,22 +74,14 @@ class GatewayService(Service):
             audio_quota=AudioQuota(redis, s.audio_seconds_per_subject_per_minute),
         )
         self._depth_task = asyncio.create_task(self._watch_depth(), name="queue-depth")
-        self.server = await serve(
-            self._handle,
-            s.host,
-            s.gateway_port,
-            max_size=s.max_frame_bytes,  # larger frames close the socket with 1009
-            max_queue=64,
-            ping_interval=20,
-            ping_timeout=20,
-            close_timeout=5,
-            server_header=None,
-            ssl=ssl_context,
-            process_request=self._process_request,
-        )
-        sockets = list(self.server.sockets)
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        # Handlers are cancelled if still running this long after the listener closed.
+        self.runner = web.AppRunner(build_app(self.ctx, self._websocket), access_log=None, shutdown_timeout=3.0)
+        await self.runner.setup()
+        self.site = web.TCPSite(self.runner, s.host, s.gateway_port, ssl_context=ssl_context)
+        await self.site.start()
+        addresses = self.runner.addresses
+        if addresses:
+            self.port = int(addresses[0][1])
         # The instance name carries the real port (two gateways may share a host).
         name = f"{s.instance_name}:{self.port}"
         self.ctx.name = name
@@ -119,36 +92,35 @@ class GatewayService(Service):
         log.info("gateway listening on %s://%s:%d/ (auth %s)", scheme("ws", ssl_context), s.host, self.port,
                  "on" if s.auth_enabled else "off")
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """The handshake: lockout, per-IP rate, and the token when one comes with it (401)."""
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        """The handshake (lockout, per-IP rate, the token when one comes with it: 401), then
+        one :class:`Connection` for the socket's lifetime."""
         assert self.ctx is not None
-        admission = self.ctx.guard.admit(connection.remote_address[0], request.headers, request.path)
+        ip = client_ip(request)
+        admission = self.ctx.guard.admit(ip, request.headers, request.path_qs)
         refusal = admission.refusal
-        if refusal is None:
-            self._admissions[connection] = admission
-            return None
-        metrics.REFUSED.labels(refusal.code).inc()
-        log.info("handshake refused: %s", refusal.code)  # never the token
-        response = connection.respond(refusal.http_status, f"{refusal.code}: {refusal.message}\n")
-        for name, value in refusal.retry_after_header().items():
-            response.headers[name] = value
-        if refusal.http_status == 401:
-            response.headers["WWW-Authenticate"] = f'Bearer error="{refusal.code}"'
-        return response
-
-    async def _handle(self, ws: ServerConnection) -> None:
-        from gateway.connection import Connection
-
-        assert self.ctx is not None
-        admission = self._admissions.pop(ws, Admission())
+        if refusal is not None:
+            metrics.REFUSED.labels(refusal.code).inc()
+            log.info("handshake refused: %s", refusal.code)  # never the token
+            headers = refusal.retry_after_header()
+            if refusal.http_status == 401:
+                headers["WWW-Authenticate"] = f'Bearer error="{refusal.code}"'
+            return web.Response(status=refusal.http_status, text=f"{refusal.code}: {refusal.message}\n",
+                                headers=headers)
+        ws = web.WebSocketResponse(
+            max_msg_size=self.settings.max_frame_bytes,  # larger frames close the socket with 1009
+            heartbeat=20, timeout=5,
+        )
+        await ws.prepare(request)
+        sock = ClientSocket(ws, ip)
         if self.stopping.is_set():
-            await ws.close(1001, "gateway stopping")
-            return
+            await sock.close(1001, "gateway stopping")
+            return ws
         if len(self.ctx.connections) >= self.settings.max_sessions:
             metrics.REFUSED.labels("max_sessions").inc()
-            await ws.close(1013, "gateway at MAX_SESSIONS; try again later")
-            return
-        conn = Connection(self.ctx, ws, admission)
+            await sock.close(1013, "gateway at MAX_SESSIONS; try again later")
+            return ws
+        conn = Connection(self.ctx, sock, admission)
         self.ctx.connections.add(conn)
         metrics.SESSIONS.set(len(self.ctx.connections))
         try:
@@ -156,6 +128,7 @@ class GatewayService(Service):
         finally:
             self.ctx.connections.discard(conn)
             metrics.SESSIONS.set(len(self.ctx.connections))
+        return ws
 
     async def _watch_depth(self) -> None:
         """One XLEN for the whole gateway every 200 ms, not one per utterance."""
@@ -173,16 +146,16 @@ class GatewayService(Service):
         await self.stopping.wait()
 
     async def shutdown(self) -> None:
-        if self.server is not None:
-            self.server.close(close_connections=False)  # stop accepting
+        if self.site is not None:
+            await self.site.stop()  # stop accepting
+            self.site = None
         if self.ctx is not None:
             await asyncio.gather(
                 *(c.going_away() for c in list(self.ctx.connections)), return_exceptions=True
             )
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-            self.server = None
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
         if self._depth_task is not None:
             self._depth_task.cancel()
             self._depth_task = None
@@ -204,7 +177,7 @@ class GatewayService(Service):
         return True, "ok"
 
     async def _check_ws(self) -> tuple[bool, str]:
-        return (self.server is not None, f"port {self.port}" if self.server else "not listening")
+        return (self.site is not None, f"port {self.port}" if self.site else "not listening")
 
     def _details(self) -> dict[str, Any]:
         ctx = self.ctx

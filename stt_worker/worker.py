@@ -76,6 +76,7 @@ class SttWorker(StreamWorker[Job]):
                 utterance_index=e.job[0].utterance_index,
                 partial_seq=e.job[0].partial_seq,
                 created_at=e.job[0].created_at,
+                speculative=e.job[0].speculative,
             )
             for e in entries
         ]
@@ -100,7 +101,7 @@ class SttWorker(StreamWorker[Job]):
                     metrics.JOBS.labels("partial", "skipped").inc()
                     job = entry.job[0]
                     # Tell the gateway the partial slot is free again; it forwards nothing.
-                    pipe.publish(bus.results_channel(job.session_id), bus.encode_result(self._skipped(job)))
+                    bus.publish_result(pipe, self._skipped(job))
                 await pipe.execute()
         return [e.id for e in entries]
 
@@ -148,7 +149,6 @@ class SttWorker(StreamWorker[Job]):
         return results
 
     def _publish(self, pipe: Any, job: bus.AudioJob, t: Transcript) -> None:
-        channel = bus.results_channel(job.session_id)
         # Word times are seconds from the job's audio start; results carry session seconds.
         offset = job.start if job.audio_start is None else job.audio_start
         words = (
@@ -172,7 +172,7 @@ class SttWorker(StreamWorker[Job]):
                 worker=self.worker_name,
                 inference_seconds=round(t.inference_seconds, 4),
             )
-            pipe.publish(channel, bus.encode_result(partial))
+            bus.publish_result(pipe, partial)
             return
         # An early (speculative) final is translated by the gateway once it is confirmed.
         wants_translation = bool(job.target_language and t.text.strip()) and not job.speculative
@@ -194,7 +194,7 @@ class SttWorker(StreamWorker[Job]):
             speculative=job.speculative,
             commit=job.commit,
         )
-        pipe.publish(channel, bus.encode_result(final))
+        bus.publish_result(pipe, final)
         if wants_translation:
             assert job.target_language is not None
             pipe.xadd(

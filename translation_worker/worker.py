@@ -109,7 +109,6 @@ class TranslationWorker(StreamWorker[bus.TranscriptionJob]):
         TRANSLATE_SECONDS.observe(time.perf_counter() - started)
         async with self.redis.pipeline(transaction=False) as pipe:
             for job, outcome in zip(jobs, outcomes, strict=True):
-                channel = bus.results_channel(job.session_id)
                 if outcome.ok:
                     TRANSLATIONS.labels("ok").inc()
                     result: bus.TranslationResult | bus.ErrorResult = bus.TranslationResult(
@@ -130,7 +129,7 @@ class TranslationWorker(StreamWorker[bus.TranscriptionJob]):
                         code=outcome.error_code or "translation_failed",
                         message=outcome.error_message or "translation failed",
                     )
-                pipe.publish(channel, bus.encode_result(result))
+                bus.publish_result(pipe, result)
             await pipe.execute()
         self._update_health()
         return [e.id for e in entries]
