@@ -86,13 +86,23 @@ class Pong:
 
 
 @dataclass(frozen=True)
+class TurnEnd:
+    """The turn whose last final is ``segment_id`` is over (streaming commits)."""
+
+    segment_id: Any
+    start: float | None = None
+    end: float | None = None
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
 class Unknown:
     type: str
     data: dict[str, Any] = field(default_factory=dict)
     seq: int | None = None
 
 
-ServerMessage = Ready | Vad | Partial | Final | Translation | ServerError | Done | Pong | Unknown
+ServerMessage = Ready | Vad | Partial | Final | Translation | TurnEnd | ServerError | Done | Pong | Unknown
 
 
 def _opt_str(value: Any) -> str | None:
@@ -165,6 +175,9 @@ def parse_server_message(raw: str | bytes) -> ServerMessage:
                 message=str(data.get("message", "")),
                 seq=seq,
             )
+        if kind == "turn_end":
+            return TurnEnd(segment_id=data.get("segment_id"), start=_opt_float(data.get("start")),
+                           end=_opt_float(data.get("end")), seq=seq)
         if kind == "done":
             return Done(seq=seq)
         if kind == "pong":

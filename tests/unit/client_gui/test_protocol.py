@@ -69,3 +69,10 @@ def test_resume_state_tracks_session_and_drops_replays() -> None:
     assert state.resume_fields() == {"session_id": "abc", "last_seq": 2}
     assert not state.accept(Final(segment_id=1, text="a", seq=1))  # replayed after reconnect
     assert state.accept(Done(seq=3))
+
+
+def test_turn_end_is_parsed() -> None:
+    from client_gui.protocol import TurnEnd
+
+    msg = parse_server_message('{"type":"turn_end","segment_id":"s:3","start":0.5,"end":9.9,"seq":12}')
+    assert msg == TurnEnd(segment_id="s:3", start=0.5, end=9.9, seq=12)
