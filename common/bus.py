@@ -9,7 +9,9 @@ carries its ``partial_seq``). Decoding validates: a malformed entry raises
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from typing import Annotated, Any, Final, Literal
 
 import numpy as np
@@ -298,6 +300,39 @@ def _summary(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "message"
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)
+
+
+def session_digest(session_id: str) -> str:
+    """A short stand-in for a session id where one must not appear (dead letters): stable, so
+    entries of one session can be grouped, and of no use for resuming the session."""
+    return "sid-" + hashlib.sha256(session_id.encode()).hexdigest()[:12]
+
+
+_ID_FIELD = re.compile(rb'"(session_id|segment_id)"\s*:\s*"[^"]*"')
+
+
+def without_session_ids(fields: dict[Any, Any]) -> dict[Any, Any]:
+    """A stream entry's fields for ``dead_letters``: session ids in ``meta`` replaced by
+    :func:`session_digest` (segment ids keep their index)."""
+    out = dict(fields)
+    for key in ("meta", b"meta"):
+        raw = out.get(key)
+        if raw is None:
+            continue
+        data = raw.encode() if isinstance(raw, str) else bytes(raw)
+        try:
+            meta = json.loads(data)
+            if not isinstance(meta, dict):
+                raise ValueError("not an object")
+            if isinstance(meta.get("session_id"), str):
+                meta["session_id"] = session_digest(meta["session_id"])
+            if isinstance(meta.get("segment_id"), str):
+                session, _, index = meta["segment_id"].rpartition(":")
+                meta["segment_id"] = f"{session_digest(session)}:{index}"
+            out[key] = json.dumps(meta).encode()
+        except ValueError:
+            out[key] = _ID_FIELD.sub(rb'"\1": "redacted"', data)  # malformed: cut the ids out
+    return out
 
 
 def dumps(obj: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 from redis.exceptions import ResponseError
 
-from common.bus import DEAD_LETTERS, DEAD_LETTERS_MAXLEN, MalformedMessage
+from common.bus import DEAD_LETTERS, DEAD_LETTERS_MAXLEN, MalformedMessage, without_session_ids
 from common.redis_conn import RETRYABLE
 
 log = logging.getLogger(__name__)
@@ -255,6 +255,7 @@ class StreamConsumer(Generic[T]):
 
     async def dead_letter(self, entry_id: str, fields: dict[Any, Any], reason: str) -> None:
         o = self.options
+        fields = without_session_ids(fields)  # operators see the job, not whose session it was
         record: dict[Any, Any] = {
             "stream": o.stream,
             "group": o.group,

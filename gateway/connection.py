@@ -3,15 +3,16 @@
 The core decides; this class carries data and executes its actions. Four parts:
 
 * reader: client frames -> parse -> core (``run``);
-* timer and results: entries of the session's result stream (from the router) and the
-  core's next deadline drive ``tick`` (``_driver``);
+* driver: entries of the session's result stream (from the router) and a timer set to the
+  core's next deadline (``_driver``);
 * sender: a bounded queue to the socket; a client that stops reading fills it and is closed
   (1008) instead of growing the gateway's memory (``_sender``);
-* Redis adapter: every write and job of the session in one ordered queue (``_writer``), so log
+* Redis adapter: the session's writes and jobs in one ordered queue (``_writer``), so log
   entries land in seq order; a refused (fenced) write means another connection took over.
 
-Core calls never overlap (one lock), so a big frame fed in a worker thread cannot race a tick.
-Resume: check the owner, claim the session (atomic), and attach to a core loaded from storage.
+Core calls never overlap (one lock), so a big frame segmented in a worker thread cannot race
+a tick. A part that fails is logged with its traceback and the client is closed with 1011
+(it may resume), never left without ``done``, timeouts or token expiry.
 """
 
 from __future__ import annotations
@@ -24,37 +25,38 @@ import uuid
 from typing import Any
 
 from common import bus
-from common.auth import AuthError, AuthLease, Claims, token_from_auth_message
+from common.auth import AuthError, AuthLease
 from common.redis_conn import RETRYABLE
 from gateway import metrics, protocol
+from gateway import session_core as sc
+from gateway.admission import Refused, authenticate
 from gateway.client_socket import ClientSocket, SocketClosed
 from gateway.context import GatewayContext
 from gateway.limits import Admission, AudioMeter
-from gateway.session_core import (
-    TAKEOVER,
-    Action,
-    Clock,
-    Close,
-    Note,
-    Phase,
-    QueueAudio,
-    QueueTranslation,
-    Send,
-    SessionCore,
-    Write,
-)
 from gateway.sessions import new_secret
 
 log = logging.getLogger(__name__)
 
 BIG_FRAME_SAMPLES = 16000  # bigger frames are segmented in a worker thread
-CLOSE_FLUSH_SECONDS = 0.5  # what a closing connection waits for its queued sends and writes
+CLOSE_FLUSH_SECONDS = 0.5  # what a closing connection waits for its queued sends
+WRITER_FLUSH_SECONDS = 2.0  # ... and for its last writes (well inside the shutdown budget)
+REPLAY_SEND_SECONDS = 10.0  # a resuming client must take its replay within this
 RENEW_SECONDS = 20.0  # how often the subject's session slot is renewed
-FENCED = object()  # the writer's note: a write was refused, another connection holds the session
 
 
-def _clock() -> Clock:
-    return Clock(time.monotonic(), time.time())
+def _clock() -> sc.Clock:
+    return sc.Clock(time.monotonic(), time.time())
+
+
+class _Fenced:
+    """The writer's note: a write was refused, another connection holds the session."""
+
+
+class _Failed:
+    """A write or job the writer could not do: the core decides what it means."""
+
+    def __init__(self, action: sc.Action) -> None:
+        self.action = action
 
 
 class Connection:
@@ -62,65 +64,43 @@ class Connection:
         self.ctx = ctx
         self.ws = ws
         self.admission = admission or Admission()
-        self.ip = str(ws.remote_address[0]) if getattr(ws, "remote_address", None) else "unknown"
         self.slot = uuid.uuid4().hex  # this connection: its session slot and its holder id
         self.lease: AuthLease | None = None
         self.audio_meter: AudioMeter | None = None
-        self.core = self._core(uuid.uuid4().hex, None if ctx.guard.auth_enabled else new_secret())
+        self.core = self._core(uuid.uuid4().hex)
         self.send_queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=ctx.settings.send_queue_size)
-        self.inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()  # (session id, result | note | FENCED)
-        self.writes: asyncio.Queue[Action | None] = asyncio.Queue()
+        self.inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()  # (session id, result | note | ...)
+        self.writes: asyncio.Queue[sc.Action | None] = asyncio.Queue()
         self.closed = False
         self._lock = asyncio.Lock()
-        self._armed = 0.0  # the deadline the timer waits for
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._armed = 0.0  # the deadline the driver's timer is set to
+        self._tasks: list[asyncio.Task[Any]] = []  # sender, writer, driver
+        self._closing: list[asyncio.Future[Any]] = []  # socket closes under way
 
-    def _core(self, session_id: str, secret: str | None, **kw: Any) -> SessionCore:
-        return SessionCore(self.ctx.settings, session_id, _clock(), silero=self.ctx.silero,
-                           queue_depth=lambda: self.ctx.queue_depth, lease=self.lease,
-                           resume_secret=secret, gateway=self.ctx.name, holder=self.slot, **kw)
+    def _core(self, session_id: str) -> sc.SessionCore:
+        secret = None if self.ctx.guard.auth_enabled else new_secret()
+        return sc.SessionCore(self.ctx.settings, session_id, _clock(), **self._core_options(secret))
 
-    async def _authenticate(self) -> bool:
-        """Finish auth (first ``auth`` message when the handshake had no token) and take a
-        session slot for the subject. False: refused, told, and closed with 1008."""
-        if not self.ctx.guard.auth_enabled:
-            return True
-        claims = self.admission.claims
-        try:
-            if self.admission.deferred:
-                try:
-                    first = await asyncio.wait_for(self.ws.recv(), self.ctx.settings.auth_timeout_seconds)
-                except asyncio.TimeoutError:
-                    raise AuthError("token_missing", "send {type: auth, token} first") from None
-                claims = self.ctx.guard.verify(self.ip, token_from_auth_message(first))
-        except AuthError as exc:
-            return await self._refuse(exc.code, exc.message)
-        assert claims is not None
-        refusal = await self.ctx.subject_sessions.acquire(claims.subject, self.slot)
-        if refusal is not None:
-            return await self._refuse(refusal.code, refusal.message)
-        self.lease = AuthLease(claims, self.ctx.settings.token_expiry_grace_seconds)
-        self.audio_meter = AudioMeter(self.ctx.audio_quota, claims.subject)
-        self.core = self._core(self.core.session_id, None)
-        return True
-
-    async def _refuse(self, code: str, message: str) -> bool:
-        """Before the session starts: an error frame, then close 1008 with the code."""
-        metrics.REFUSED.labels(code).inc()
-        with contextlib.suppress(SocketClosed):
-            await self.ws.send(protocol.Error(code=code, message=message).to_json())
-            await self.ws.close(1008, code)
-        return False
+    def _core_options(self, secret: str | None) -> dict[str, Any]:
+        return {"silero": self.ctx.silero, "queue_depth": lambda: self.ctx.queue_depth, "lease": self.lease,
+                "resume_secret": secret, "gateway": self.ctx.name, "holder": self.slot}
 
     async def run(self) -> None:
-        if not await self._authenticate():
+        try:
+            self.lease = await authenticate(self.ctx, self.ws, self.admission, self.slot)
+        except Refused:
             return
+        if self.lease is not None:
+            self.audio_meter = AudioMeter(self.ctx.audio_quota, self.lease.subject)
+            self.core = self._core(self.core.session_id)
         metrics.SESSIONS_TOTAL.labels("new").inc()
         core = self.core
         await self.ctx.store.create(core.session_id, self.slot, core.config,
                                     owner=self.lease.subject if self.lease else "", secret=core.resume_secret or "")
         await self._attach(core.session_id)
-        self._tasks = [asyncio.create_task(t) for t in (self._sender(), self._writer(), self._driver())]
+        for part in (self._sender(), self._writer(), self._driver()):
+            self._tasks.append(task := asyncio.create_task(part))
+            task.add_done_callback(self._part_ended)
         try:
             async with self._lock:
                 await self._do(core.start())
@@ -131,13 +111,20 @@ class Connection:
                         break
                     if self.core.deadline(_clock()) < self._armed:
                         self.inbox.put_nowait(("", None))  # the deadline moved closer: re-arm the timer
-        except SocketClosed:
-            pass
         finally:
             await self._close()
 
     async def _attach(self, session_id: str) -> None:
         await self.ctx.router.attach(session_id, self.slot, lambda item: self.inbox.put_nowait((session_id, item)))
+
+    def _part_ended(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled() or task.exception() is None or self.closed:
+            return
+        log.error("a session part failed; closing the connection (the client may resume)",
+                  exc_info=task.exception())
+        metrics.REFUSED.labels("internal_error").inc()
+        self.closed = True
+        self._closing.append(asyncio.ensure_future(self.ws.close(1011, "internal error; resume the session")))
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -152,7 +139,7 @@ class Connection:
                 actions = self.core.error(exc.code, exc.message)
         await self._do(actions)
 
-    async def _dispatch(self, message: str | bytes, clock: Clock) -> list[Action]:
+    async def _dispatch(self, message: str | bytes, clock: sc.Clock) -> list[sc.Action]:
         core = self.core
         if isinstance(message, bytes):
             pcm = protocol.parse_binary(message)
@@ -161,9 +148,9 @@ class Connection:
                 return refused
             if self.audio_meter is not None:
                 refusal = await self.audio_meter.add(len(pcm) / core.config.sample_rate)
+                notice = core.on_quota(refusal)
                 if refusal is not None:
-                    return core.on_quota(refusal)
-                core.on_quota(None)
+                    return notice
             if len(pcm) > BIG_FRAME_SAMPLES:
                 return await asyncio.to_thread(core.feed, pcm, clock)
             return core.feed(pcm, clock)
@@ -171,55 +158,55 @@ class Connection:
         if isinstance(msg, protocol.ConfigMessage) and msg.session_id not in (None, core.session_id):
             return await self._resume(msg, clock) + self.core.on_config(msg)
         if isinstance(msg, protocol.AuthMessage):
-            claims: Claims | None = None
             try:
-                claims = self.ctx.guard.verify(self.ip, msg.token) if self.lease else None
+                return core.on_auth(self.ctx.guard.verify(self.ws.ip, msg.token) if self.lease else None)
             except AuthError as exc:
                 return core.on_auth(None, exc.code, exc.message)
-            return core.on_auth(claims)
         return core.on_text(msg, clock)
 
-    async def _resume(self, msg: protocol.ConfigMessage, clock: Clock) -> list[Action]:
+    async def _resume(self, msg: protocol.ConfigMessage, clock: sc.Clock) -> list[sc.Action]:
         """Take over a stored session, only for its owner; anyone else gets ``unknown_session``
         and neither the session nor its holder notices."""
         assert msg.session_id is not None
-        store = self.ctx.store
-        subject = self.lease.subject if self.lease else None
-        stored = await store.load(msg.session_id)
-        if stored is None or not stored.owned_by(subject, msg.resume_secret):
+        store, session_id = self.ctx.store, msg.session_id
+        stored = await store.load(session_id)
+        if stored is None or not stored.owned_by(self.lease.subject if self.lease else None, msg.resume_secret):
             metrics.SESSIONS_TOTAL.labels("unknown_resume").inc()
             return self.core.error(protocol.ErrorCode.UNKNOWN_SESSION,
                                    "that session is unknown, expired or not yours; this one goes on")
-        claimed = await store.claim(msg.session_id, self.slot)
+        claimed = await store.claim(session_id, self.slot)  # from now on the old holder cannot write
         if claimed is None:
             return self.core.error(protocol.ErrorCode.UNKNOWN_SESSION, "that session has just expired")
-        logged = await store.log(msg.session_id)
+        logged = await store.log(session_id)
         self.ctx.router.detach(self.core.session_id, self.slot)
-        self.core, replay = SessionCore.resumed(
-            self.ctx.settings, claimed, logged, msg.last_seq or 0, clock, silero=self.ctx.silero,
-            queue_depth=lambda: self.ctx.queue_depth, lease=self.lease,
-            resume_secret=None if self.lease else msg.resume_secret, gateway=self.ctx.name, holder=self.slot,
-        )
-        await self._attach(msg.session_id)
-        self.writes.put_nowait(Note(f"{TAKEOVER} {self.slot}"))
+        self.core, replay = sc.SessionCore.resumed(
+            self.ctx.settings, claimed, logged, msg.last_seq or 0, clock,
+            **self._core_options(None if self.lease else msg.resume_secret))
+        await self._attach(session_id)
+        self.writes.put_nowait(sc.Note(f"{sc.TAKEOVER} {self.slot}"))
         metrics.SESSIONS_TOTAL.labels("resumed").inc()
         return replay
 
     async def _driver(self) -> None:
         """Results and notes in, and the core's clock: ``tick`` at its next deadline."""
+        renewed = time.monotonic()
         while not self.closed:
             clock = _clock()
             self._armed = self.core.deadline(clock)
-            wait = max(0.0, self._armed - clock.now)
+            wait = min(max(0.0, self._armed - clock.now), RENEW_SECONDS)
             try:
                 session_id, item = await asyncio.wait_for(self.inbox.get(), wait)
             except asyncio.TimeoutError:
                 session_id, item = "", None
+            if self.lease is not None and time.monotonic() - renewed > RENEW_SECONDS:
+                renewed = time.monotonic()
+                with contextlib.suppress(*RETRYABLE):
+                    await self.ctx.subject_sessions.renew(self.lease.subject, self.slot)
             async with self._lock:
                 core, clock = self.core, _clock()
                 if item is None:
                     actions = core.tick(clock)
-                elif item is FENCED:
+                elif isinstance(item, _Fenced):
                     actions = core.taken_over()
                 elif isinstance(item, _Failed):
                     actions = self._failed(item.action, clock)
@@ -231,36 +218,39 @@ class Connection:
                     actions = core.on_result(item, clock)
                 await self._do(actions)
 
-    def _failed(self, action: Action, clock: Clock) -> list[Action]:
-        if isinstance(action, QueueAudio):
+    def _failed(self, action: sc.Action, clock: sc.Clock) -> list[sc.Action]:
+        if isinstance(action, sc.QueueAudio):
             return self.core.queue_failed(action.job, clock)
-        if isinstance(action, QueueTranslation) and action.job.utterance_index is not None:
+        if isinstance(action, sc.QueueTranslation) and action.job.utterance_index is not None:
             return self.core.translation_failed(action.job.utterance_index, clock)
         return []  # a log write or a note: the session goes on, a resume may miss it
 
     # -- actions --------------------------------------------------------------------------
 
-    async def _do(self, actions: list[Action]) -> None:
+    async def _do(self, actions: list[sc.Action]) -> None:
         for action in actions:
-            if isinstance(action, Send):
-                self._put(action.message)
-            elif isinstance(action, Close):
+            if isinstance(action, sc.Send):
+                await self._put(action.message, action.replay)
+            elif isinstance(action, sc.Close):
                 await self._close_socket(action.code, action.reason)
             else:
                 self.writes.put_nowait(action)
 
-    def _put(self, message: dict[str, Any]) -> None:
+    async def _put(self, message: dict[str, Any], replay: bool = False) -> None:
         if self.closed:
             return
+        data = bus.dumps(message)
         try:
-            self.send_queue.put_nowait(bus.dumps(message))
-        except asyncio.QueueFull:
+            if replay:  # the whole log is replayed, at the pace the client reads it
+                await asyncio.wait_for(self.send_queue.put(data), REPLAY_SEND_SECONDS)
+            else:
+                self.send_queue.put_nowait(data)
+        except (asyncio.QueueFull, asyncio.TimeoutError):
             metrics.REFUSED.labels("slow_consumer").inc()
             log.warning("a client is not reading its results; disconnecting it")
-            for action in self.core.detach():
-                self.writes.put_nowait(action)
+            await self._do(self.core.detach())
             self.closed = True
-            self._spawn(self.ws.close(1008, "client not reading its results"))
+            self._closing.append(asyncio.ensure_future(self.ws.close(1008, "client not reading its results")))
 
     async def _close_socket(self, code: int, reason: str) -> None:
         """Send what is queued (bounded: a stalled client is not waited for), then close."""
@@ -271,43 +261,34 @@ class Connection:
             self.send_queue.put_nowait(None)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.send_queue.join(), CLOSE_FLUSH_SECONDS)
-        self._spawn(self.ws.close(code, reason))
-
-    def _spawn(self, coro: Any) -> None:
-        self._tasks.append(asyncio.ensure_future(coro))
+        self._closing.append(asyncio.ensure_future(self.ws.close(code, reason)))
 
     async def _sender(self) -> None:
-        while True:
-            data = await self.send_queue.get()
+        while (data := await self.send_queue.get()) is not None:
             try:
-                if data is None:
-                    return
                 await self.ws.send(data)
             except SocketClosed:
                 return
             finally:
                 self.send_queue.task_done()
+        self.send_queue.task_done()
 
     async def _writer(self) -> None:
         """The Redis adapter: the session's writes and jobs, one at a time, in order."""
         ctx = self.ctx
-        renewed = time.monotonic()
         while (action := await self.writes.get()) is not None:
             session_id = self.core.session_id
             try:
-                if isinstance(action, Write):
+                if isinstance(action, sc.Write):
                     if not await ctx.store.write(session_id, self.slot, action.fields, action.message):
-                        self.inbox.put_nowait((session_id, FENCED))
-                elif isinstance(action, QueueAudio):
+                        self.inbox.put_nowait((session_id, _Fenced()))
+                elif isinstance(action, sc.QueueAudio):
                     await ctx.redis.xadd(bus.AUDIO_JOBS, bus.encode_audio_job(action.job, action.audio))
                     metrics.JOB_AUDIO_SECONDS.labels(action.job.kind).inc(len(action.audio) / 16000)
-                elif isinstance(action, QueueTranslation):
+                elif isinstance(action, sc.QueueTranslation):
                     await ctx.redis.xadd(bus.TRANSCRIPTIONS, bus.encode_transcription_job(action.job))
-                elif isinstance(action, Note):
+                elif isinstance(action, sc.Note):
                     await ctx.router.note(session_id, action.text)
-                if self.lease is not None and time.monotonic() - renewed > RENEW_SECONDS:
-                    renewed = time.monotonic()
-                    await ctx.subject_sessions.renew(self.lease.subject, self.slot)
             except RETRYABLE as exc:
                 log.warning("a session write failed (%s): %s", type(action).__name__, exc.__class__.__name__)
                 self.inbox.put_nowait((session_id, _Failed(action)))
@@ -318,31 +299,22 @@ class Connection:
             await self.ws.close(1001, "gateway restarting; reconnect and resume")
 
     async def _close(self) -> None:
-        """The socket is gone: persist the counters, stop reading results, let go of the slot.
+        """The socket is gone: write the counters, stop reading results, give the slot back.
         Results still on their way stay in the session's result stream for a resume."""
         async with self._lock:
             self.closed = True
-            for action in self.core.detach():
-                self.writes.put_nowait(action)
+            await self._do(self.core.detach())
         self.writes.put_nowait(None)
-        writer = self._tasks[1] if len(self._tasks) > 1 else None
-        if writer is not None:
+        if len(self._tasks) > 1:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(writer), CLOSE_FLUSH_SECONDS * 4)
+                await asyncio.wait_for(asyncio.shield(self._tasks[1]), WRITER_FLUSH_SECONDS)
         for task in self._tasks:
             task.cancel()
+        if self._closing:
+            await asyncio.wait(self._closing, timeout=CLOSE_FLUSH_SECONDS)
         self.ctx.router.detach(self.core.session_id, self.slot)
         if self.lease is not None:
             with contextlib.suppress(*RETRYABLE):
                 await self.ctx.subject_sessions.release(self.lease.subject, self.slot)
                 if self.audio_meter is not None:
                     await self.audio_meter.flush()
-        if self.core.phase is Phase.OPEN:
-            metrics.SESSIONS_TOTAL.labels("detached").inc()
-
-
-class _Failed:
-    """A write or job the writer could not do: the core decides what it means."""
-
-    def __init__(self, action: Action) -> None:
-        self.action = action

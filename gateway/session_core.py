@@ -68,6 +68,7 @@ class Phase(enum.Enum):
 @dataclass(frozen=True)
 class Send:
     message: dict[str, Any]
+    replay: bool = False  # from the log on resume: sent at the client's pace, all of it
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ class SessionCore:
         for index in range(stored.delivered_below, stored.next_utterance):
             if index not in sent_finals:
                 core.orderer.expect_final(index, clock.now)
-        replay = [Send(m) for m in logged if int(m.get("seq", 0)) > last_seq]
+        replay = [Send(m, replay=True) for m in logged if int(m.get("seq", 0)) > last_seq]
         return core, [*replay, core._ready()]
 
     # -- set-up -------------------------------------------------------------------------
