@@ -58,7 +58,7 @@ async def run(utterances: int) -> list[float]:
         url = SecretStr(redis.url)
         worker = InstantSttWorker(SttSettings(redis_url=url, health_port=0, batch_timeout_ms=0), "instant")
         gateway = GatewayService(
-            GatewaySettings(redis_url=url, gateway_port=0, health_port=0, early_final_seconds=0)
+            GatewaySettings(redis_url=url, gateway_port=0, health_port=0)
         )
         await worker.startup()
         worker_task = asyncio.create_task(worker.main_loop())

@@ -18,7 +18,9 @@ carries its ``partial_seq``). Decoding validates: a malformed entry raises
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -146,6 +148,29 @@ def session_of_results_channel(channel: str) -> str:
     return tail
 
 
+def result_stream_key(session_id: str) -> str:
+    """Capped stream (TTL) of one session's results: the gateway holding the session reads it
+    from the last id it saw, so a result written while its connection is down is not lost."""
+    return f"result_stream:{_tagged(session_id)}"
+
+
+def session_of_result_stream(key: str) -> str:
+    """The session id a ``result_stream_key`` was made from."""
+    tail = key.split(":", 1)[1] if ":" in key else key
+    if _layout.cluster and tail.startswith("{") and tail.endswith("}"):
+        return tail[1:-1]
+    return tail
+
+
+RESULT_STREAM_MAXLEN: Final = 1000
+RESULT_STREAM_TTL_SECONDS: Final = 3600  # like SESSION_TTL_SECONDS' default
+
+
+def gateway_wake_key(gateway: str) -> str:
+    """Stream a gateway's result reader also blocks on, so a new session joins its read at once."""
+    return f"gateway_wake:{gateway}"
+
+
 def session_key(session_id: str) -> str:
     """Hash with a session's config, next seq and owner gateway (TTL)."""
     return f"session:{_tagged(session_id)}"
@@ -182,7 +207,7 @@ def upload_session_id(upload_id: str) -> str:
 
 # Prefixes of the keys that exist per session or per subject: each must carry a TTL, so a
 # finished session leaves nothing behind for ever (checked by common.keyaudit and the soak).
-PER_SESSION_KEY_PREFIXES = ("session:", "session_log:", "limits:")
+PER_SESSION_KEY_PREFIXES = ("session:", "session_log:", "result_stream:", "gateway_wake:", "limits:")
 
 
 def segment_id(session_id: str, utterance_index: int) -> str:
@@ -216,10 +241,28 @@ class AudioJob(_Message):
     sample_rate: Literal[16000] = 16000
     start: float = Field(ge=0, description="Utterance start, seconds since session start.")
     end: float = Field(ge=0, description="Utterance end (or audio so far), same clock.")
+    audio_start: float | None = Field(
+        default=None, ge=0,
+        description="Where the job's audio begins (pre-roll or overlap included), same clock; word "
+        "times are offset by it. None: at ``start``.",
+    )
     source_language: str | None = None
+    language_hint: str | None = Field(
+        default=None, description="source_language auto: the session's confident language so far; a "
+        "doubtful detection of this audio does not flip it.",
+    )
     target_language: str | None = None
-    prompt: str | None = Field(default=None, description="Previous final of the session.")
-    word_timestamps: bool = False
+    prompt: str | None = Field(
+        default=None, description="Committed text before this audio (the turn's earlier finals, or the "
+        "previous final of the session); partials carry it too.",
+    )
+    word_timestamps: bool = Field(
+        default=False, description="Return words with times (finals: the client asked; partials: the "
+        "gateway's commit policy needs them).",
+    )
+    commit: Literal["pause", "agreement", "max_length", "turn_end"] | None = Field(
+        default=None, description="Finals: why the gateway committed this span of its turn (issue 14).",
+    )
     created_at: float = Field(description="Wall clock (epoch s) when the gateway queued it.")
     speech_end_at: float | None = Field(
         default=None, description="Wall clock when the segmenter saw speech end (finals)."
@@ -236,9 +279,6 @@ class AudioJob(_Message):
     task: Literal["transcribe", "translate"] = Field(
         default="transcribe", description="translate: Whisper's translation into English."
     )
-    audio_start: float | None = Field(
-        default=None, ge=0, description="Where the job's audio begins (pre-roll included), same clock as start."
-    )
 
 
 class TranscriptionJob(_Message):
@@ -254,6 +294,15 @@ class TranscriptionJob(_Message):
     speech_end_at: float | None = None
 
 
+class Word(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
 class PartialResult(_Message):
     type: Literal["realtime"] = "realtime"
     session_id: str
@@ -262,19 +311,14 @@ class PartialResult(_Message):
     partial_seq: int
     text: str
     language: str | None = None
+    language_probability: float | None = None
     translation: str | None = None
+    words: list[Word] | None = Field(default=None, description="With times in session seconds, on request.")
+    audio_start: float | None = Field(default=None, description="The job's audio span, session seconds.")
+    audio_end: float | None = None
     worker: str = ""
     inference_seconds: float = 0.0
     skipped: bool = Field(default=False, description="Not run: the partial slot is free again.")
-
-
-class Word(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    word: str
-    start: float
-    end: float
-    probability: float
 
 
 class FinalResult(_Message):
@@ -294,6 +338,7 @@ class FinalResult(_Message):
     queued_at: float | None = Field(default=None, description="When the gateway queued the job (epoch s).")
     translation_expected: bool = False
     speculative: bool = False
+    commit: str | None = Field(default=None, description="The job's commit reason, echoed.")
 
 
 class TranslationResult(_Message):
@@ -383,6 +428,17 @@ def encode_result(result: PartialResult | FinalResult | TranslationResult | Erro
     return result.model_dump_json(exclude_none=False)
 
 
+def publish_result(pipe: Any, result: PartialResult | FinalResult | TranslationResult | ErrorResult) -> None:
+    """Queue on ``pipe`` what a worker does with a result: append it to the session's result
+    stream (at-least-once delivery to the gateway; the gateway drops duplicates) and publish it
+    on the seed's ``results:{session}`` channel for any other listener."""
+    data = encode_result(result)
+    key = result_stream_key(result.session_id)
+    pipe.xadd(key, {"r": data}, maxlen=RESULT_STREAM_MAXLEN, approximate=True)
+    pipe.expire(key, RESULT_STREAM_TTL_SECONDS)
+    pipe.publish(results_channel(result.session_id), data)
+
+
 def decode_result(data: str | bytes) -> PartialResult | FinalResult | TranslationResult | ErrorResult:
     try:
         return _RESULT_ADAPTER.validate_json(data)
@@ -420,6 +476,39 @@ def _summary(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "message"
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)
+
+
+def session_digest(session_id: str) -> str:
+    """A short stand-in for a session id where one must not appear (dead letters): stable, so
+    entries of one session can be grouped, and of no use for resuming the session."""
+    return "sid-" + hashlib.sha256(session_id.encode()).hexdigest()[:12]
+
+
+_ID_FIELD = re.compile(rb'"(session_id|segment_id)"\s*:\s*"[^"]*"')
+
+
+def without_session_ids(fields: dict[Any, Any]) -> dict[Any, Any]:
+    """A stream entry's fields for ``dead_letters``: session ids in ``meta`` replaced by
+    :func:`session_digest` (segment ids keep their index)."""
+    out = dict(fields)
+    for key in ("meta", b"meta"):
+        raw = out.get(key)
+        if raw is None:
+            continue
+        data = raw.encode() if isinstance(raw, str) else bytes(raw)
+        try:
+            meta = json.loads(data)
+            if not isinstance(meta, dict):
+                raise ValueError("not an object")
+            if isinstance(meta.get("session_id"), str):
+                meta["session_id"] = session_digest(meta["session_id"])
+            if isinstance(meta.get("segment_id"), str):
+                session, _, index = meta["segment_id"].rpartition(":")
+                meta["segment_id"] = f"{session_digest(session)}:{index}"
+            out[key] = json.dumps(meta).encode()
+        except ValueError:
+            out[key] = _ID_FIELD.sub(rb'"\1": "redacted"', data)  # malformed: cut the ids out
+    return out
 
 
 def dumps(obj: dict[str, Any]) -> str:

@@ -36,6 +36,7 @@ from common.bus import (
     DEAD_LETTERS_MAXLEN,
     DEAD_LETTERS_TTL_SECONDS,
     MalformedMessage,
+    without_session_ids,
 )
 from common.logs import log_context
 from common.redis_conn import RETRYABLE
@@ -284,6 +285,7 @@ class StreamConsumer(Generic[T]):
 
     async def dead_letter(self, entry_id: str, fields: dict[Any, Any], reason: str) -> None:
         o = self.options
+        fields = without_session_ids(fields)  # operators see the job, not whose session it was
         record: dict[Any, Any] = {
             "stream": o.stream,
             "group": o.group,

@@ -218,11 +218,19 @@ class GatewaySettings(DatabaseSettings):
         default=256, ge=8, description="Messages queued per client before it is disconnected."
     )
     use_silero: bool = Field(default=True, description="Confirm speech with Silero VAD.")
-    early_final_seconds: float = Field(
-        default=0.5,
-        ge=0,
-        description="Silence after which an early (speculative) final job is sent, so the final is "
-        "ready when SILENCE_THRESHOLD_SECONDS elapses; 0 turns it off.",
+    # Streaming commits (issue 14): finals inside a turn; they replace the early finals.
+    streaming_commits: bool = Field(
+        default=True, description="Commit finals inside a turn (false: one final per turn, as before)."
+    )
+    commit_pause_seconds: float = Field(
+        default=0.5, gt=0, le=5, description="A pause this long inside a turn commits the speech before it."
+    )
+    pause_commit_text: Literal["hypothesis", "final"] = Field(
+        default="hypothesis",
+        description="Text of a pause commit: the partial hypothesis that heard the pause (no wait), or a final job.",
+    )
+    max_uncommitted_seconds: float = Field(
+        default=8.0, ge=2, le=30, description="Uncommitted audio of a turn longer than this is cut and committed."
     )
     upload_max_bytes: int = Field(
         default=26_214_400, ge=1024, description="Largest file POST /v1/audio/* accepts (413 above)."
@@ -270,7 +278,7 @@ class SttSettings(WorkerSettings):
     )
     encoder_window: Literal["dynamic", "full"] = Field(
         default="dynamic",
-        description="dynamic: encode each batch's audio plus 2 s; full: Whisper's fixed 30 s window.",
+        description="dynamic: encode each batch's audio plus 2 s, at least 15 s; full: Whisper's fixed 30 s window.",
     )
 
 

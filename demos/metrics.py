@@ -32,7 +32,9 @@ Matching finals to utterances uses the final's ``start``/``end`` (clip seconds):
 belongs to the utterance it overlaps most; a final with no overlap goes to the nearest
 utterance within :data:`MATCH_TOLERANCE` seconds, otherwise it is "unexpected". Finals
 without times are matched in order. An utterance split into several finals is complete
-at its last final; its text is their concatenation.
+at its last final; its text is their concatenation. A final that spans several utterances
+(streaming commits inside a conversational turn) also completes each one whose end it holds.
+WER is always computed over the concatenation of all finals against the whole reference.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ import numpy as np
 from demos.manifest import Clip, Utterance
 
 MATCH_TOLERANCE = 1.5
+#: A final whose span reaches this close to a sentence's end holds that sentence's last word.
+SPAN_SLACK = 0.35
 
 _NORMALISE = jiwer.Compose(
     [
@@ -181,6 +185,15 @@ def match_finals(
                 continue
         assigned[best].append(index)
         next_in_order = best + 1
+    # A final committed inside a turn may span several sentences (streaming commits): it also
+    # completes any sentence whose end it holds that no final of its own went to.
+    for u, utt in enumerate(utterances):
+        if assigned[u]:
+            continue
+        for index, span in enumerate(spans):
+            if span is not None and span[0] - SPAN_SLACK <= utt.end <= span[1] + SPAN_SLACK:
+                assigned[u].append(index)
+                break
     return assigned, unmatched
 
 

@@ -10,8 +10,17 @@ SESSIONS = Gauge("gateway_sessions", "Open client sessions")
 SESSIONS_TOTAL = Counter("gateway_sessions_opened", "Sessions opened, by how", ["kind"])
 UTTERANCES = Counter("gateway_utterances_total", "Utterances cut by the segmenter, by reason", ["reason"])
 PARTIAL_JOBS = Counter("gateway_partial_jobs_total", "Partial jobs, by outcome", ["outcome"])
-EARLY_FINALS = Counter(
-    "gateway_early_finals_total", "Early (speculative) final jobs, by outcome: sent, used, wasted", ["outcome"]
+COMMITS = Counter(
+    "gateway_commits_total", "Pieces of a turn committed as finals, by reason: pause, agreement, max_length, "
+    "turn_end", ["reason"]
+)
+JOB_AUDIO_SECONDS = Counter(
+    "gateway_job_audio_seconds_total", "Seconds of audio put on audio_jobs, by job kind (bytes = 32000 x this)",
+    ["kind"],
+)
+PARTIAL_AUDIO_SECONDS = Histogram(
+    "gateway_partial_audio_seconds", "Audio carried by one partial job (the uncommitted tail)",
+    buckets=(0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0),
 )
 PARTIALS_SENT = Counter("gateway_partials_sent_total", "realtime messages sent to clients")
 RESULTS_SENT = Counter("gateway_results_sent_total", "Results sent to clients, by type", ["type"])

@@ -34,7 +34,8 @@ Key = tuple[int, str]  # (utterance index, kind)
 
 FINAL = "final"
 TRANSLATION = "translation"
-_KIND_ORDER = {FINAL: 0, TRANSLATION: 1}
+TURN_END = "turn_end"  # issue 14: the marker after a turn's last final and its translation
+_KIND_ORDER = {FINAL: 0, TRANSLATION: 1, TURN_END: 2}
 _REMEMBERED = 4096  # delivered/skipped keys kept to recognise a late or duplicate redelivery
 
 
@@ -73,6 +74,16 @@ class ResultOrderer(Generic[T]):
             self._pending.add(key)
         self._update_head(now)
 
+    def mark_sent(self, index: int, kind: str) -> None:
+        """Utterance ``index``'s ``kind`` was sent by an earlier holder of the session (resume):
+        a copy arriving now is a duplicate."""
+        key = (index, kind)
+        self._pending.discard(key)
+        self._items.pop(key, None)
+        self._delivered[key] = None
+        if kind == FINAL:
+            self._max_final = max(self._max_final, index)
+
     def add_final(self, index: int, item: T, now: float, translation_expected: bool = False) -> bool:
         """A final arrived; False if it is a duplicate (dropped)."""
         if not self._arrive((index, FINAL), item):
@@ -87,6 +98,14 @@ class ResultOrderer(Generic[T]):
     def add_translation(self, index: int, item: T, now: float) -> bool:
         """A translation (or an error standing in for it) arrived; False if it is a duplicate."""
         if not self._arrive((index, TRANSLATION), item):
+            return False
+        self._update_head(now)
+        return True
+
+    def add_turn_end(self, index: int, item: T, now: float) -> bool:
+        """A turn ended with utterance ``index``'s final: ``item`` goes out right after that
+        final and its translation. False if it is a duplicate."""
+        if not self._arrive((index, TURN_END), item):
             return False
         self._update_head(now)
         return True

@@ -1,7 +1,7 @@
 """When to send a partial (progressive) STT job for a session: a pure, clock-injected core.
 
 The connection handler calls :meth:`PartialScheduler.poll` whenever convenient (after each
-audio frame, and on the session's timer) with the current time and the
+audio frame, on a timer at :meth:`PartialScheduler.next_due`) with the current time and the
 depth of ``audio_jobs``; the scheduler answers with a :class:`PartialDecision`. Rules (issue 3):
 
 * only while an utterance is open, every ``interval`` seconds (``STT_SEND_INTERVAL``);
@@ -78,6 +78,12 @@ class PartialScheduler:
         first = self.options.first_after
         self._due = now + (self.options.interval if first is None else first)
 
+    def retarget(self, index: int) -> None:
+        """The open utterance's uncommitted tail becomes unit ``index`` (a streaming commit):
+        partials go on at the same pace, now for the new index."""
+        if self._index is not None:
+            self._index = index
+
     def close(self, index: int) -> None:
         """The utterance ended (its final job is queued): no more partials for it."""
         if self._index == index:
@@ -101,6 +107,14 @@ class PartialScheduler:
     @property
     def open_index(self) -> int | None:
         return self._index
+
+    def next_due(self) -> float | None:
+        """When ``poll`` could next send (for the caller's timer); None when nothing is pending."""
+        if self._index is None or not self._enabled:
+            return None
+        if self._inflight is not None:
+            return max(self._due, self._inflight[2] + self.options.inflight_timeout)
+        return self._due
 
     def poll(self, now: float, queue_depth: int, speech_end: float | None = None) -> PartialDecision:
         """Decide whether to queue a partial job now; a ``send`` decision marks it in flight.

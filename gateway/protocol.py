@@ -360,6 +360,18 @@ class Final(ServerMessage):
     _omit_if_none: ClassVar[frozenset[str]] = frozenset({"seq", "words"})
 
 
+class TurnEnd(ServerMessage):
+    """A turn (the speech up to ``SILENCE_THRESHOLD_SECONDS`` of silence) is over; it comes right
+    after the turn's last final (and that final's translation). ``segment_id`` names that final.
+    Additive: a client that only reads ``realtime`` and ``final`` ignores it."""
+
+    type: Literal["turn_end"] = "turn_end"
+    segment_id: str
+    start: float
+    end: float
+    seq: int | None = None
+
+
 class Translation(ServerMessage):
     type: Literal["translation"] = "translation"
     segment_id: str

@@ -1,161 +1,200 @@
-"""Result delivery from Redis pub/sub to the sessions this gateway holds.
+"""Result delivery from the per-session result streams to the connections of this gateway.
 
-One pub/sub connection per gateway, not one per client: ``subscribe(session_id, callback)``
-adds the session's ``results:{id}`` channel to the shared connection, and a single reader task
-decodes each message and calls the session's callback. If the connection is lost, the reader
-reconnects with backoff and subscribes every channel again.
+Workers append each result to ``result_stream:{session}`` (:func:`common.bus.publish_result`).
+One reader task per gateway blocks on one ``XREAD`` over the streams of every session held
+here, each from the last entry id its holder has seen, so delivery is at-least-once: a result
+written while this gateway's Redis connection is down is read when it is back, never lost as it
+was with pub/sub. Holders drop duplicates (a redelivered job's result) by utterance.
+
+The read also covers ``gateway_wake:{router}``: :meth:`ResultRouter.attach` appends to it, so a
+new session joins the blocking read at once instead of after the block times out.
+
+In cluster mode one ``XREAD`` cannot span slots, and every session's stream is on its own
+slot: the reader then polls instead, one non-blocking ``XREAD`` per session in one pipeline
+(redis-py's cluster pipeline sends each node its share in one round trip) every
+``CLUSTER_POLL_SECONDS``, or at once when a session is attached.
+
+Besides worker results a stream carries control notes written by gateways (a takeover, an
+early final's confirmation), in order with the results, for any holder of the session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter
 
 from common import bus
-from common.redis_conn import RETRYABLE, open_pubsub
+from common.redis_conn import RETRYABLE
 
 log = logging.getLogger(__name__)
 
-Callback = Callable[[bus.PartialResult | bus.FinalResult | bus.TranslationResult | bus.ErrorResult], None]
+Result = bus.PartialResult | bus.FinalResult | bus.TranslationResult | bus.ErrorResult
+# A holder is called with each new entry: a worker's result, or a control note (a string).
+Callback = Callable[[Result | str], None]
 
-MALFORMED = Counter("gateway_malformed_results_total", "Results on pub/sub that failed to decode")
-CONTROL_PREFIX = "control:"
+MALFORMED = Counter("gateway_malformed_results_total", "Results on a result stream that failed to decode")
+BLOCK_MS = 5000
+READ_COUNT = 512
+START = "0-0"
+CLUSTER_POLL_SECONDS = 0.05
 
 
-Control = Callable[[str], None]
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass
+class _Holder:
+    callback: Callback
+    last: str  # the newest entry id this holder has been given
 
 
 class ResultRouter:
-    """Several holders may subscribe to one session at once (a client that reconnects before
-    its old connection has let go): each is routed every result and control note, and the
-    Redis subscription lasts until the last holder unsubscribes."""
+    """Several holders may read one session at once (a client that resumed while its old
+    connection is still open): each gets every entry after its own last id."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
-        self._pubsub: aioredis.client.PubSub | None = None
-        self._holders: dict[str, dict[str, tuple[Callback, Control | None]]] = {}
+        self._wake_key = bus.gateway_wake_key(uuid.uuid4().hex)
+        self._wake_last = START
+        self._sessions: dict[str, dict[str, _Holder]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._closing = False
 
     async def start(self) -> None:
-        self._pubsub = await open_pubsub(self._redis)
         self._task = asyncio.create_task(self._reader(), name="result-router")
 
-    async def subscribe(
-        self, session_id: str, holder: str, callback: Callback, control: Control | None = None
-    ) -> None:
-        """Route the session's results to ``callback`` of ``holder`` (a connection's id).
+    async def attach(self, session_id: str, holder: str, callback: Callback, after: str = START) -> None:
+        """Give ``holder`` every entry of the session's stream after id ``after`` (all by
+        default: a resuming holder drops what was already sent), now and from then on."""
+        self._sessions.setdefault(session_id, {})[holder] = _Holder(callback, after)
+        self._changed.set()
+        try:
+            await self._wake()
+        except RETRYABLE:
+            log.debug("wake-up failed; the reader picks the session up on its next read", exc_info=True)
 
-        The SUBSCRIBE is sent before this returns, so it reaches Redis before any job the
-        caller queues afterwards could produce a result.
-        """
-        assert self._pubsub is not None
-        holders = self._holders.setdefault(session_id, {})
-        holders[holder] = (callback, control)
-        if len(holders) == 1:
-            await self._pubsub.subscribe(bus.results_channel(session_id))
-        self._subscribed.set()
+    async def _wake(self) -> None:
+        if bus.layout().cluster:
+            return  # the poll loop waits on ``_changed``, set by the caller
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(self._wake_key, {"w": "1"}, maxlen=16, approximate=False)
+            pipe.expire(self._wake_key, bus.RESULT_STREAM_TTL_SECONDS)
+            await pipe.execute()
 
-    async def unsubscribe(self, session_id: str, holder: str) -> None:
-        """Stop routing to ``holder``; the channel is left when no holder remains."""
-        holders = self._holders.get(session_id)
-        if holders is None or holders.pop(holder, None) is None or holders:
-            return
-        del self._holders[session_id]
-        if self._pubsub is not None:
-            try:
-                await self._pubsub.unsubscribe(bus.results_channel(session_id))
-            except RETRYABLE:
-                log.debug("unsubscribe failed; the reconnect will not resubscribe it", exc_info=True)
+    def detach(self, session_id: str, holder: str) -> None:
+        holders = self._sessions.get(session_id)
+        if holders is not None and holders.pop(holder, None) is not None and not holders:
+            del self._sessions[session_id]
 
-    def local_holders(self, session_id: str) -> int:
-        return len(self._holders.get(session_id, {}))
+    async def note(self, session_id: str, text: str) -> None:
+        """A control note to every holder of the session, on any gateway, in stream order."""
+        key = bus.result_stream_key(session_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(key, {"c": text}, maxlen=bus.RESULT_STREAM_MAXLEN, approximate=True)
+            pipe.expire(key, bus.RESULT_STREAM_TTL_SECONDS)
+            await pipe.execute()
 
-    async def publish_control(self, session_id: str, message: str) -> int:
-        """A note to every holder of a session, on any gateway (e.g. a takeover on resume);
-        returns how many gateways (Redis subscribers) received it."""
-        return int(await self._redis.publish(bus.results_channel(session_id), CONTROL_PREFIX + message))
-
-    def _dispatch(self, channel: str, data: bytes | str) -> None:
-        session_id = bus.session_of_results_channel(channel)
-        holders = list(self._holders.get(session_id, {}).values())
+    def _dispatch(self, session_id: str, entry_id: str, fields: dict[bytes | str, bytes | str]) -> None:
+        holders = [h for h in self._sessions.get(session_id, {}).values() if _id(entry_id) > _id(h.last)]
         if not holders:
             return
-        text = data.decode() if isinstance(data, bytes) else data
-        if text.startswith(CONTROL_PREFIX):
-            for _, control in holders:
-                if control is not None:
-                    control(text[len(CONTROL_PREFIX) :])
-            return
-        try:
-            result = bus.decode_result(text)
-        except bus.MalformedMessage as exc:
-            MALFORMED.inc()
-            log.warning("dropping malformed result on %s: %s", channel, exc)
-            return
-        for callback, _ in holders:
-            callback(result)
+        data = {_s(k): v for k, v in fields.items()}
+        item: Result | str
+        if "c" in data:
+            item = _s(data["c"])
+        else:
+            try:
+                item = bus.decode_result(data.get("r", b""))
+            except bus.MalformedMessage as exc:
+                MALFORMED.inc()
+                log.warning("dropping a malformed result: %s", exc)  # no session id in logs
+                item = ""
+        for holder in holders:
+            holder.last = entry_id
+            if item != "":
+                holder.callback(item)
+
+    async def _read(self, streams: dict[str, str]) -> Any:
+        """New entries of ``streams``: one blocking XREAD, or on a cluster a pipelined poll."""
+        if not bus.layout().cluster:
+            return await self._redis.xread(streams, count=READ_COUNT, block=BLOCK_MS)  # type: ignore[arg-type]
+        keys = [k for k in streams if k != self._wake_key]
+        response: list[Any] = []
+        if keys:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.xread({key: streams[key]}, count=READ_COUNT)
+                for part in await pipe.execute():
+                    response += part or []
+        if not response:
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), CLUSTER_POLL_SECONDS)
+        return response
 
     async def _reader(self) -> None:
         backoff = 0.1
-        broken = False
-        while True:
-            assert self._pubsub is not None
-            # Also while the first SUBSCRIBE is on its way: the pub/sub has no connection yet.
-            if not self._holders or self._pubsub.connection is None:
-                self._subscribed.clear()
-            # Wait for the first SUBSCRIBE to be sent, not only for a holder to be registered:
-            # until then the pub/sub object has no connection to read (a cluster client opens
-            # it on the first SUBSCRIBE, on the node that owns the channel's slot).
-            if not self._subscribed.is_set():
-                await self._subscribed.wait()
+        while not self._closing:
+            if not self._sessions:
+                self._changed.clear()
+                await self._changed.wait()
+            streams: dict[str, str] = {self._wake_key: self._wake_last}
+            for session_id, holders in self._sessions.items():
+                streams[bus.result_stream_key(session_id)] = min((h.last for h in holders.values()), key=_id)
             try:
-                if broken:
-                    await self._resubscribe()
-                    broken = False
-                    log.info("pub/sub resubscribed %d sessions", len(self._holders))
-                message = await self._pubsub.get_message(timeout=1.0)
+                response: Any = await self._read(streams)
                 backoff = 0.1
             except RETRYABLE as exc:
-                log.warning("pub/sub connection lost (%s); resubscribing in %.1fs", exc, backoff)
-                broken = True
+                if self._closing:
+                    return  # redis-py may turn the cancellation of a blocked read into an error
+                log.warning("result streams unreachable (%s); reading again in %.1fs", exc.__class__.__name__, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if message is None or message.get("type") != "message":
-                continue
-            channel = message["channel"]
-            channel = channel.decode() if isinstance(channel, bytes) else str(channel)
-            try:
-                self._dispatch(channel, message["data"])
-            except Exception:
-                log.exception("result callback failed for %s", channel)
-
-    async def _resubscribe(self) -> None:
-        """A fresh pub/sub connection with every held session's channel; raises if Redis is down."""
-        old = self._pubsub
-        self._pubsub = await open_pubsub(self._redis)
-        if old is not None:
-            try:
-                await old.aclose()
-            except RETRYABLE:
-                pass
-        channels = [bus.results_channel(s) for s in self._holders]
-        if channels:
-            await self._pubsub.subscribe(*channels)
+            if self._closing:
+                return
+            for key, entries in response or []:
+                name = _s(key)
+                if name == self._wake_key:
+                    self._wake_last = _s(entries[-1][0])
+                    continue
+                session_id = bus.session_of_result_stream(name)
+                for entry_id, fields in entries:
+                    try:
+                        self._dispatch(session_id, _s(entry_id), fields)
+                    except Exception:
+                        log.exception("a result callback failed")
 
     async def close(self) -> None:
+        """Stop the reader: woken through its wake stream, since cancelling a blocked read
+        makes redis-py retry it."""
+        self._closing = True
+        self._changed.set()
         task, self._task = self._task, None
-        if task is not None:
+        try:
+            await self._wake()
+            if task is not None:
+                await asyncio.wait_for(asyncio.shield(task), 2.0)
+        except (asyncio.TimeoutError, *RETRYABLE):
+            pass
+        if task is not None and not task.done():
             task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            await pubsub.aclose()
+            with contextlib.suppress(asyncio.CancelledError, *RETRYABLE):
+                await asyncio.wait_for(task, 2.0)
+        with contextlib.suppress(*RETRYABLE):
+            await self._redis.delete(self._wake_key)

@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 SR = TARGET_RATE
 FRAME = WEBRTC_FRAME_SAMPLES
 
+#: A pause inside an utterance at least this long (samples) marks where speech resumed.
+RESUME_GAP = round(0.2 * SR)
+
 _IDLE = "idle"
 _CHECKING = "checking"
 _SPEECH = "speech"
@@ -247,6 +250,7 @@ class Segmenter:
         self._utt_start = 0  # speech onset of the open utterance (or the cut it continues from)
         self._floor = 0  # end of the previous utterance's audio: pre-roll never reaches before it
         self._index = 0
+        self._resumed_at = 0  # start of the last voiced run that followed a pause (RESUME_GAP)
 
     # ----------------------------------------------------------------- public API
 
@@ -313,6 +317,28 @@ class Segmenter:
         if self._state != _SPEECH:
             return None
         return self._hist.slice(self._audio_start, self._hist.end)
+
+    @property
+    def current_audio_start(self) -> float | None:
+        """Where the open utterance's audio begins (pre-roll included), or None between utterances."""
+        return self._audio_start / SR if self._state == _SPEECH else None
+
+    @property
+    def resumed_at(self) -> float | None:
+        """Where speech last resumed after a pause of at least ``RESUME_GAP`` inside the open
+        utterance (its onset if it never paused); None between utterances."""
+        if self._state != _SPEECH:
+            return None
+        return max(self._resumed_at, self._utt_start) / SR
+
+    def audio_between(self, start: float, end: float) -> np.ndarray:
+        """16 kHz audio between two session times, as far as it is still held (streaming
+        commits slice the open utterance with it)."""
+        return self._hist.slice(round(start * SR), round(end * SR))
+
+    def quietest_point(self, start: float, end: float) -> float:
+        """The middle of the quietest 30 ms frame between two session times."""
+        return (self._hist.quietest_frame(round(start * SR), round(end * SR)) + FRAME // 2) / SR
 
     # ----------------------------------------------------------------- internals
 
@@ -391,6 +417,8 @@ class Segmenter:
             return []
         if self._state == _SPEECH:
             if loose:
+                if start - self._last_voiced_end >= RESUME_GAP:
+                    self._resumed_at = start  # speech again after a pause inside the utterance
                 self._last_voiced_end = end
             elif end - self._last_voiced_end >= self._silence:
                 return self._finish("silence")

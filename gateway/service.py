@@ -126,7 +126,7 @@ class GatewayService(Service):
                 await sock.close(1013, "gateway at MAX_SESSIONS; try again later")
                 return ws
             conn = Connection(ctx, sock, admission)
-            logs.bind(session_id=conn.session_id)  # every line of this connection's tasks carries it
+            logs.bind(session_id=conn.core.session_id)  # every line of this connection's tasks carries it
             ctx.connections.add(conn)
             metrics.SESSIONS.set(len(ctx.connections))
             try:

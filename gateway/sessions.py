@@ -1,14 +1,26 @@
-"""Session state in Redis, so any gateway instance can resume a session.
+"""Session state in Redis, so any gateway instance can resume a session, and only its owner.
 
-``session:{id}`` is a hash (config, next seq, next utterance index, owner gateway, times) and
-``session_log:{id}`` a capped stream of the finals and translations sent, each with its seq;
-both expire ``SESSION_TTL_SECONDS`` after the last write. A reconnecting client names its
-session and the last seq it saw; the new gateway replays every logged result after it.
+``session:{id}`` is a hash (config, owner, resume-secret hash, the holding connection, next
+utterance index, next seq, delivery floor, last final text) and ``session_log:{id}`` a capped
+stream of the seq-numbered results sent (finals, translations, their errors); both expire
+``SESSION_TTL_SECONDS`` after the last write.
+
+One writer at a time: the hash names the connection that holds the session (``holder``).
+Every write is a Lua script that first checks it is still the holder, so after a resume has
+claimed the session (:meth:`SessionStore.claim`, atomic) a write of the old holder that was
+already on its way is refused instead of landing after the new holder read the counters.
+
+Resume is bound to the owner: with auth on, the token subject that created the session; with
+auth off, whoever holds the session's resume secret, given once in ``ready``. Only a SHA-256
+of the secret is stored; the secret itself is never logged.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import secrets
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -26,19 +38,62 @@ class SessionConfig:
     partials: bool = True
     word_timestamps: bool = False
 
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
 
-@dataclass
+
+@dataclass(frozen=True)
 class StoredSession:
     session_id: str
     config: SessionConfig
+    owner: str  # the token subject with auth on, "" with auth off
+    secret_hash: str
     next_seq: int
     next_utterance: int
-    gateway: str
+    delivered_below: int  # every final below this index was sent (or given up on)
     last_final: str
+
+    def owned_by(self, subject: str | None, secret: str | None) -> bool:
+        """Whether a resume by this subject / with this secret may take the session."""
+        if self.owner:
+            return subject == self.owner
+        if subject is not None or not secret:
+            return False
+        return hmac.compare_digest(hash_secret(secret), self.secret_hash)
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# KEYS: session hash, session log. ARGV: holder, ttl, log maxlen, log seq ("" = none), log
+# message, then field/value pairs for the hash.
+_WRITE = """
+if redis.call('HGET', KEYS[1], 'holder') ~= ARGV[1] then return 0 end
+if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if ARGV[4] ~= '' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'seq', ARGV[4], 'msg', ARGV[5])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+return 1
+"""
+
+# KEYS: session hash. ARGV: new holder, ttl. The whole hash after the claim, or nil.
+_CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], 'holder', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return redis.call('HGETALL', KEYS[1])
+"""
 
 
 class SessionStore:
@@ -46,81 +101,77 @@ class SessionStore:
         self._redis = redis
         self._ttl = ttl_seconds
         self._maxlen = log_maxlen
+        self._write = redis.register_script(_WRITE)
+        self._claim = redis.register_script(_CLAIM)
 
-    async def save(
-        self, session_id: str, config: SessionConfig, *, next_seq: int, next_utterance: int,
-        gateway: str, last_final: str = "",
+    async def create(
+        self, session_id: str, holder: str, config: SessionConfig, *, owner: str, secret: str
     ) -> None:
         key = bus.session_key(session_id)
+        now = f"{time.time():.3f}"
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                key,
-                mapping={
-                    "config": json.dumps(asdict(config)),
-                    "next_seq": next_seq,
-                    "next_utterance": next_utterance,
-                    "gateway": gateway,
-                    "last_final": last_final,
-                    "updated_at": f"{time.time():.3f}",
-                },
-            )
-            pipe.hsetnx(key, "created_at", f"{time.time():.3f}")
+            pipe.hset(key, mapping={
+                "config": config.to_json(), "owner": owner, "secret_hash": hash_secret(secret),
+                "holder": holder, "next_seq": 1, "next_utterance": 0, "delivered_below": 0,
+                "last_final": "", "created_at": now,
+            })
             pipe.expire(key, self._ttl)
             await pipe.execute()
 
     async def load(self, session_id: str) -> StoredSession | None:
-        raw = await self._redis.hgetall(bus.session_key(session_id))
+        return _parse(session_id, await self._redis.hgetall(bus.session_key(session_id)))
+
+    async def claim(self, session_id: str, holder: str) -> StoredSession | None:
+        """Make ``holder`` the only writer (the previous holder's writes are refused from now
+        on) and return the state as it stands at that instant; None if the session is gone."""
+        raw = await self._claim(keys=[bus.session_key(session_id)], args=[holder, self._ttl])
         if not raw:
             return None
-        data = {_s(k): _s(v) for k, v in raw.items()}
-        try:
-            config = SessionConfig(**json.loads(data["config"]))
-            return StoredSession(
-                session_id=session_id,
-                config=config,
-                next_seq=int(data["next_seq"]),
-                next_utterance=int(data["next_utterance"]),
-                gateway=data.get("gateway", ""),
-                last_final=data.get("last_final", ""),
-            )
-        except (KeyError, ValueError, TypeError):
-            return None  # a damaged record is as good as an expired one
+        return _parse(session_id, dict(zip(raw[::2], raw[1::2], strict=True)))
 
-    async def record(
-        self, session_id: str, message: dict[str, Any], *, next_seq: int, next_utterance: int,
-        last_final: str | None = None,
-    ) -> None:
-        """Append a sent final/translation to the log and advance the stored counters."""
-        key = bus.session_key(session_id)
-        log_key = bus.session_log_key(session_id)
-        fields: dict[Any, Any] = {"next_seq": next_seq, "next_utterance": next_utterance}
-        if last_final is not None:
-            fields["last_final"] = last_final
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(log_key, {"seq": message["seq"], "msg": bus.dumps(message)},
-                      maxlen=self._maxlen, approximate=True)
-            pipe.expire(log_key, self._ttl)
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, self._ttl)
-            await pipe.execute()
+    async def write(
+        self, session_id: str, holder: str, fields: dict[str, Any], message: dict[str, Any] | None = None
+    ) -> bool:
+        """Update the hash and, if given, append a sent ``message`` (with its seq) to the log;
+        False (nothing written) if ``holder`` no longer holds the session."""
+        flat: list[Any] = []
+        for name, value in fields.items():
+            flat += [name, value.to_json() if isinstance(value, SessionConfig) else value]
+        seq = "" if message is None else message["seq"]
+        body = "" if message is None else bus.dumps(message)
+        done = await self._write(
+            keys=[bus.session_key(session_id), bus.session_log_key(session_id)],
+            args=[holder, self._ttl, self._maxlen, seq, body, *flat],
+        )
+        return bool(done)
 
-    async def touch(self, session_id: str, *, next_seq: int, next_utterance: int) -> None:
-        key = bus.session_key(session_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping={"next_seq": next_seq, "next_utterance": next_utterance})
-            pipe.expire(key, self._ttl)
-            await pipe.execute()
-
-    async def replay(self, session_id: str, after_seq: int) -> list[dict[str, Any]]:
-        """Logged messages with seq > ``after_seq``, in order."""
+    async def log(self, session_id: str) -> list[dict[str, Any]]:
+        """Every logged message, in seq order, each seq once (a retried write may repeat one)."""
         entries: Any = await self._redis.xrange(bus.session_log_key(session_id), "-", "+")
-        out: list[dict[str, Any]] = []
+        by_seq: dict[int, dict[str, Any]] = {}
         for _id, fields in entries or []:
             data = {_s(k): v for k, v in fields.items()}
             try:
-                seq = int(_s(data["seq"]))
-                if seq > after_seq:
-                    out.append(json.loads(_s(data["msg"])))
+                by_seq.setdefault(int(_s(data["seq"])), json.loads(_s(data["msg"])))
             except (KeyError, ValueError):
                 continue
-        return out
+        return [by_seq[seq] for seq in sorted(by_seq)]
+
+
+def _parse(session_id: str, raw: Any) -> StoredSession | None:
+    if not raw:
+        return None
+    data = {_s(k): _s(v) for k, v in raw.items()}
+    try:
+        return StoredSession(
+            session_id=session_id,
+            config=SessionConfig(**json.loads(data["config"])),
+            owner=data.get("owner", ""),
+            secret_hash=data.get("secret_hash", ""),
+            next_seq=int(data.get("next_seq", 1)),
+            next_utterance=int(data.get("next_utterance", 0)),
+            delivered_below=int(data.get("delivered_below", 0)),
+            last_final=data.get("last_final", ""),
+        )
+    except (KeyError, ValueError, TypeError):
+        return None  # a damaged record is as good as an expired one

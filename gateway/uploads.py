@@ -113,7 +113,8 @@ class UploadRunner:
         self._arrived = asyncio.Event()
         self._following = 0  # the next index to yield; a duplicate of an earlier one is dropped
 
-    def _on_result(self, result: bus.PartialResult | bus.FinalResult | bus.TranslationResult | bus.ErrorResult) -> None:
+    def _on_result(self, result: bus.PartialResult | bus.FinalResult | bus.TranslationResult | bus.ErrorResult | str,
+                   ) -> None:
         if (isinstance(result, bus.FinalResult) and result.utterance_index >= self._following
                 and result.utterance_index not in self._results):
             self._results[result.utterance_index] = result
@@ -131,7 +132,7 @@ class UploadRunner:
 
     async def run(self, pieces: list[Piece]) -> AsyncIterator[bus.FinalResult]:
         """Finals of ``pieces`` in order, as soon as each and every earlier one is in."""
-        await self.ctx.router.subscribe(self.session_id, self.upload_id, self._on_result)
+        await self.ctx.router.attach(self.session_id, self.upload_id, self._on_result)
         try:
             window = await self.window()
             queued: dict[int, tuple[float, int]] = {}  # index -> (queued at, attempts)
@@ -156,7 +157,7 @@ class UploadRunner:
                 except asyncio.TimeoutError:
                     await self._requeue_late(pieces, queued)
         finally:
-            await self.ctx.router.unsubscribe(self.session_id, self.upload_id)
+            self.ctx.router.detach(self.session_id, self.upload_id)
 
     async def _charge(self, piece: Piece, *, first: bool) -> None:
         """The subject's audio quota, paced: a refused first piece is a 429; later pieces wait
@@ -198,4 +199,4 @@ class UploadRunner:
             priority="batch",
             task=o.task,
         )
-        await self.ctx.redis.xadd(bus.AUDIO_JOBS, bus.encode_audio_job(job, piece.audio))
+        await self.ctx.redis.xadd(bus.audio_jobs_stream(self.session_id), bus.encode_audio_job(job, piece.audio))

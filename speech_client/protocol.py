@@ -213,6 +213,17 @@ class Translation(_ServerMessage):
     seq: int | None = None
 
 
+class TurnEnd(_ServerMessage):
+    """The turn whose last final is ``segment_id`` is over (after ``SILENCE_THRESHOLD_SECONDS``
+    of silence); it follows that final and its translation."""
+
+    type: Literal["turn_end"] = "turn_end"
+    segment_id: str
+    start: float
+    end: float
+    seq: int | None = None
+
+
 class Error(_ServerMessage):
     type: Literal["error"] = "error"
     code: str
@@ -254,11 +265,11 @@ class Unknown(_ServerMessage):
 
 
 KnownServerMessage = Annotated[
-    Ready | Vad | Realtime | Final | Translation | Error | Done | Pong, Field(discriminator="type")
+    Ready | Vad | Realtime | Final | Translation | TurnEnd | Error | Done | Pong, Field(discriminator="type")
 ]
-ServerMessage = Ready | Vad | Realtime | Final | Translation | Error | Done | Pong | Unknown
+ServerMessage = Ready | Vad | Realtime | Final | Translation | TurnEnd | Error | Done | Pong | Unknown
 SERVER_TYPES: frozenset[str] = frozenset(
-    {"ready", "vad", "realtime", "final", "translation", "error", "done", "pong"}
+    {"ready", "vad", "realtime", "final", "translation", "turn_end", "error", "done", "pong"}
 )
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(KnownServerMessage)
 

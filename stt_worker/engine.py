@@ -58,6 +58,8 @@ MAX_BATCH_SECONDS = 30.0
 BASE_NEW_TOKENS = 20
 TOKENS_PER_SECOND = 15
 MAX_NEW_TOKENS = 218
+#: Prompt tokens kept in the batched path (faster-whisper's own limit is 223).
+PROMPT_TOKENS = 96
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,9 @@ class EngineOptions:
     #: CPU it was 1.4-1.9x faster for base (one encode instead of two when detecting the
     #: language) and up to 1.3x for tiny.en at 2 threads (``python -m benchmarks.stt``).
     batched: bool = True
-    #: ``dynamic``: the batched path encodes the utterance plus a margin instead of Whisper's
-    #: fixed 30 s window (the encoder's cost grows with the window: 8 x 6 s utterances took
-    #: 2.27 s to encode at 30 s and 0.13 s at 6 s on the 2-core CPU); ``full``: always 30 s.
+    #: ``dynamic``: the batched path encodes the utterance plus a margin, at least 15 s
+    #: (``MIN_WINDOW_FRAMES``), instead of Whisper's fixed 30 s window (the encoder's cost grows
+    #: with the window); ``full``: always 30 s.
     encoder_window: str = "dynamic"
     guards: GuardOptions = field(default_factory=GuardOptions)
 
@@ -88,6 +90,11 @@ class EngineOptions:
 FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames: what Whisper was trained on
 WINDOW_MARGIN_FRAMES = 200  # 2 s of padding after the longest utterance of a batch
 WINDOW_STEP_FRAMES = 100
+#: The shortest dynamic window. Shorter windows make Whisper loop or give up on short audio
+#: (issue 14, ``python -m benchmarks.encoder_window``, tiny.en partials on 28 tails of
+#: 0.6-2 s: 11 collapsed or dropped for repetition with audio + 2 s, 5 with a 10 s floor, 3 with
+#: 15 s, 0 with the full 30 s; 15 s costs about half of 30 s).
+MIN_WINDOW_FRAMES = 1500
 
 
 def encoder_frames(longest: int, window: str) -> int:
@@ -96,7 +103,7 @@ def encoder_frames(longest: int, window: str) -> int:
         return FULL_WINDOW_FRAMES
     wanted = longest + WINDOW_MARGIN_FRAMES
     rounded = -(-wanted // WINDOW_STEP_FRAMES) * WINDOW_STEP_FRAMES  # whole seconds, always even
-    return min(FULL_WINDOW_FRAMES, rounded)
+    return min(FULL_WINDOW_FRAMES, max(MIN_WINDOW_FRAMES, rounded))
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,20 @@ class TranscribeRequest:
     word_timestamps: bool = False
     partial: bool = False
     task: Literal["transcribe", "translate"] = "transcribe"
+    #: With ``language`` None: the session's confident language so far. A detection of this
+    #: audio below ``STICKY_PROBABILITY`` does not flip the session to another language.
+    language_hint: str | None = None
+
+
+#: A detection at least this probable overrides the session's language hint (issue 14).
+STICKY_PROBABILITY = 0.8
+
+
+def sticky_language(detected: str, probability: float, hint: str | None) -> tuple[str, float]:
+    """The language to decode in: a confident detection wins, a doubtful one keeps the hint."""
+    if hint and detected != hint and probability < STICKY_PROBABILITY:
+        return hint, probability
+    return detected, probability
 
 
 @dataclass(frozen=True)
@@ -289,7 +310,7 @@ class WhisperEngine:
                 "best_of": 1,
                 "temperature": 0.0,
                 "without_timestamps": True,
-                "word_timestamps": False,
+                "word_timestamps": req.word_timestamps,  # the gateway's commit policy needs them
                 "vad_filter": False,
             }
         else:
@@ -298,10 +319,15 @@ class WhisperEngine:
                 "word_timestamps": req.word_timestamps,
                 "vad_filter": self.options.vad_filter,
             }
+        language = self._language_arg(req)
+        if language is None and req.language_hint:
+            # Detect first, so a doubtful detection can yield to the session's language.
+            detected, prob, _ = self._model.detect_language(audio)
+            language, _ = sticky_language(detected, prob, req.language_hint)
         segments, info = self._model.transcribe(
             audio,
             max_new_tokens=max_new_tokens(duration),
-            language=self._language_arg(req),
+            language=language,
             initial_prompt=req.prompt or None,
             task=req.task,
             # The prompt carries the context; conditioning inside one utterance only
@@ -399,8 +425,6 @@ class WhisperEngine:
 
     def _transcribe_batched(self, reqs: Sequence[TranscribeRequest]) -> list[Transcript]:
         """One encode + one generate over the eligible requests (see module docstring)."""
-        from faster_whisper.audio import pad_or_trim
-        from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
         started = time.perf_counter()
@@ -412,7 +436,9 @@ class WhisperEngine:
             if early is not None:
                 results[i] = self._empty(req, early, started, duration)
                 continue
-            if req.word_timestamps or duration > MAX_BATCH_SECONDS:
+            # Finals with words need faster-whisper's own path (its VAD filter keeps the times
+            # right); partials with words stay in the batch and are aligned below.
+            if (req.word_timestamps and not req.partial) or duration > MAX_BATCH_SECONDS:
                 results[i] = self._transcribe_one(req)
                 continue
             if not req.partial and self.options.vad_filter:
@@ -422,79 +448,128 @@ class WhisperEngine:
                     continue
                 audio = np.concatenate(collect_chunks(audio, chunks)[0], axis=0)
             batch.append((i, audio, level, duration))
-        if batch:
-            model = self._model
-            mels = [model.feature_extractor(audio) for _, audio, _, _ in batch]
-            frames = encoder_frames(max(m.shape[-1] for m in mels), self.options.encoder_window)
-            feats = np.stack([pad_or_trim(m, frames) for m in mels]).astype(np.float32)
-            encoder_output = model.encode(feats)
-            languages: list[tuple[str, float]] = []
-            detections = (
-                model.model.detect_language(encoder_output)
-                if self.multilingual and any(self._language_arg(reqs[i]) is None for i, _, _, _ in batch)
-                else None
-            )
-            prompts: list[list[int]] = []
-            tokenizers = []
-            for j, (i, _, _, _) in enumerate(batch):
-                req = reqs[i]
-                lang = self._language_arg(req)
-                prob = 1.0
-                if lang is None and detections is not None:
-                    token, prob = detections[j][0]
-                    lang = token[2:-2]
-                lang = lang or "en"
-                languages.append((lang, float(prob)))
-                tok = Tokenizer(
-                    model.hf_tokenizer,
-                    self.multilingual,
-                    task=req.task,
-                    language=lang,
-                )
-                tokenizers.append(tok)
-                previous = tok.encode(" " + req.prompt.strip()) if req.prompt else []
-                prompts.append(model.get_prompt(tok, previous, without_timestamps=True))
-            beam = 1 if all(reqs[i].partial for i, _, _, _ in batch) else self.options.beam_size
-            generated = model.model.generate(
-                encoder_output,
-                prompts,
-                beam_size=beam,
-                # generate() takes one max_length for the batch: the longest budget.
-                max_length=min(
-                    model.max_length,
-                    max(len(p) + max_new_tokens(d) for p, (_, _, _, d) in zip(prompts, batch, strict=True)),
-                ),
-                return_scores=True,
-                return_no_speech_prob=True,
-                suppress_blank=True,
-                suppress_tokens=[-1],
-            )
-            elapsed = time.perf_counter() - started
-            for j, (i, _, level, duration) in enumerate(batch):
-                res = generated[j]
-                tokens = [t for t in res.sequences_ids[0] if t < tokenizers[j].eot]
-                seq_len = len(res.sequences_ids[0])
-                avg_logprob = float(res.scores[0]) * seq_len / (seq_len + 1)
-                text = tokenizers[j].decode(tokens)
-                lang, prob = languages[j]
-                if not reqs[i].partial and self._needs_fallback(text, float(res.no_speech_prob), avg_logprob):
-                    # Whisper's temperature fallback is per utterance; run this one alone.
-                    results[i] = self._transcribe_one(reqs[i])
-                    continue
-                transcript = self._assemble(
-                    reqs[i],
-                    [_Decoded(text, float(res.no_speech_prob), avg_logprob)],
-                    language=lang,
-                    language_probability=prob,
-                    level=level,
-                    started=started,
-                    duration=duration,
-                    empty_reason="empty",
-                    detected=self._language_arg(reqs[i]) is None,
-                )
-                # Every member of a batch waited for the whole batch.
-                results[i] = _with_time(transcript, elapsed)
+        # generate() needs <|startoftranscript|> at the same position in every member: members
+        # with and without a prompt run as separate groups, and a group's prompts are cut to one
+        # length (keeping their most recent tokens).
+        for group in ([b for b in batch if reqs[b[0]].prompt], [b for b in batch if not reqs[b[0]].prompt]):
+            if group:
+                self._run_group(reqs, group, results, started)
         return [r for r in results if r is not None]
+
+    def _run_group(self, reqs: Sequence[TranscribeRequest], batch: list[tuple[int, np.ndarray, float, float]],
+                   results: list[Transcript | None], started: float) -> None:
+        """One encode + generate (+ align) call for ``batch``; fills ``results`` in place."""
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+
+        model = self._model
+        mels = [model.feature_extractor(audio) for _, audio, _, _ in batch]
+        frames = encoder_frames(max(m.shape[-1] for m in mels), self.options.encoder_window)
+        feats = np.stack([pad_or_trim(m, frames) for m in mels]).astype(np.float32)
+        encoder_output = model.encode(feats)
+        languages: list[tuple[str, float]] = []
+        detections = (
+            model.model.detect_language(encoder_output)
+            if self.multilingual and any(self._language_arg(reqs[i]) is None for i, _, _, _ in batch)
+            else None
+        )
+        prompts: list[list[int]] = []
+        previous_tokens: list[list[int]] = []
+        tokenizers = []
+        for j, (i, _, _, _) in enumerate(batch):
+            req = reqs[i]
+            lang = self._language_arg(req)
+            prob = 1.0
+            if lang is None and detections is not None:
+                token, prob = detections[j][0]
+                lang, prob = sticky_language(token[2:-2], prob, req.language_hint)
+            lang = lang or "en"
+            languages.append((lang, float(prob)))
+            tok = Tokenizer(
+                model.hf_tokenizer,
+                self.multilingual,
+                task=req.task,
+                language=lang,
+            )
+            tokenizers.append(tok)
+            previous_tokens.append(tok.encode(" " + req.prompt.strip()) if req.prompt else [])
+        keep = min(PROMPT_TOKENS, *(len(p) for p in previous_tokens))
+        for tok, previous in zip(tokenizers, previous_tokens, strict=True):
+            prompts.append(model.get_prompt(tok, previous[len(previous) - keep :], without_timestamps=True))
+        beam = 1 if all(reqs[i].partial for i, _, _, _ in batch) else self.options.beam_size
+        generated = model.model.generate(
+            encoder_output,
+            prompts,
+            beam_size=beam,
+            # generate() takes one max_length for the batch: the longest budget.
+            max_length=min(
+                model.max_length,
+                max(len(p) + max_new_tokens(d) for p, (_, _, _, d) in zip(prompts, batch, strict=True)),
+            ),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )
+        token_lists = [[t for t in res.sequences_ids[0] if t < tokenizers[j].eot] for j, res in enumerate(generated)]
+        aligned = self._align_batch(
+            [reqs[i].word_timestamps for i, _, _, _ in batch], tokenizers, token_lists,
+            encoder_output, [m.shape[-1] for m in mels],
+        )
+        elapsed = time.perf_counter() - started
+        for j, (i, _, level, duration) in enumerate(batch):
+            res = generated[j]
+            tokens = token_lists[j]
+            seq_len = len(res.sequences_ids[0])
+            avg_logprob = float(res.scores[0]) * seq_len / (seq_len + 1)
+            text = tokenizers[j].decode(tokens)
+            lang, prob = languages[j]
+            if not reqs[i].partial and self._needs_fallback(text, float(res.no_speech_prob), avg_logprob):
+                # Whisper's temperature fallback is per utterance; run this one alone.
+                results[i] = self._transcribe_one(reqs[i])
+                continue
+            transcript = self._assemble(
+                reqs[i],
+                [_Decoded(text, float(res.no_speech_prob), avg_logprob, aligned[j])],
+                language=lang,
+                language_probability=prob,
+                level=level,
+                started=started,
+                duration=duration,
+                empty_reason="empty",
+                detected=self._language_arg(reqs[i]) is None,
+            )
+            # Every member of a batch waited for the whole batch.
+            results[i] = _with_time(transcript, elapsed)
+
+
+    def _align_batch(self, wanted: list[bool], tokenizers: list[object], token_lists: list[list[int]],
+                     encoder_output: object, frames: list[int]) -> list[list[Word]]:
+        """Word times (seconds from each request's audio start) for the batch members that want
+        them, from the batch's own encoder output: one ``align`` call per language among them."""
+        out: list[list[Word]] = [[] for _ in wanted]
+        by_language: dict[str, list[int]] = {}
+        for j, want in enumerate(wanted):
+            if want and token_lists[j]:
+                by_language.setdefault(tokenizers[j].language_code, []).append(j)  # type: ignore[attr-defined]
+        for members in by_language.values():
+            tok = tokenizers[members[0]]
+            # align() takes the whole batch; members of other languages (or with no text) get a
+            # placeholder token whose alignment is ignored.
+            tokens = [t if t else [tok.eot] for t in token_lists]  # type: ignore[attr-defined]
+            results = self._model.find_alignment(tok, tokens, encoder_output, frames)
+            for j in members:
+                words: list[Word] = []
+                for w in results[j]:
+                    text = str(w["word"])
+                    if words and not any(c.isalnum() for c in text):
+                        # Punctuation alone ("." after the last word) belongs to the word before.
+                        last = words[-1]
+                        words[-1] = Word(last.start, float(w["end"]), last.word + text.strip(), last.probability)
+                    elif text.strip():
+                        words.append(Word(float(w["start"]), float(w["end"]), text, float(w["probability"])))
+                out[j] = words
+        return out
 
 
 def _needs_fallback_impl(guards: GuardOptions, text: str, no_speech_prob: float, avg_logprob: float) -> bool:

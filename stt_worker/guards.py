@@ -22,6 +22,11 @@ and can loop on a phrase.  The engine runs these checks on every decoded segment
   1..8-token phrase repeated more than ``max_repeats`` times in a row).  Smaller loops
   are collapsed to one occurrence; a segment whose text is still highly compressible
   (zlib ratio above ``compression_ratio_threshold``) is dropped.
+* **repeated phrases** (issue 14): a phrase of at least ``phrase_min_words`` words said twice
+  or more in a row ("Turn left at the next corner. Turn left at the next corner. Turn left at
+  the next corner.") is kept once. Below the loop rule's threshold and compressible enough to
+  pass the zlib ratio, this is what Whisper does on a short window; people hardly ever repeat
+  a whole phrase back to back, while "no, no, no" (one word) is left alone.
 """
 
 from __future__ import annotations
@@ -88,6 +93,8 @@ class GuardOptions:
     silence_rms_dbfs: float = -60.0
     #: Below this a known silence phrase is always dropped.
     quiet_rms_dbfs: float = -45.0
+    #: A phrase at least this long repeated back to back is kept once.
+    phrase_min_words: int = 3
 
 
 @dataclass(frozen=True)
@@ -178,6 +185,35 @@ def collapse_repetitions(text: str, max_repeats: int = 3, max_ngram: int = 8) ->
     return " ".join(out), changed
 
 
+def collapse_repeated_phrases(text: str, min_words: int = 3, max_repeats: int = 3) -> tuple[str, bool]:
+    """Keep once a phrase of ``min_words`` or more words repeated back to back (up to
+    ``max_repeats`` times: more is a loop, which the loop and zlib rules drop).
+
+    Words are compared case- and punctuation-insensitively. Returns (text, changed).
+    """
+    words = text.split()
+    keys = [normalize_text(w) for w in words]
+    changed = False
+    i = 0
+    while i < len(words):
+        # The shortest repeated phrase at this position is the unit of the repetition.
+        for n in range(min_words, (len(words) - i) // 2 + 1):
+            phrase = keys[i : i + n]
+            if not all(phrase):
+                continue
+            reps = 1
+            while keys[i + reps * n : i + (reps + 1) * n] == phrase:
+                reps += 1
+            if reps > 1:
+                if reps <= max_repeats:
+                    del words[i + n : i + reps * n]
+                    del keys[i + n : i + reps * n]
+                    changed = True
+                break
+        i += 1
+    return " ".join(words), changed
+
+
 def loop_fraction(text: str, max_repeats: int = 3, max_ngram: int = 8) -> float:
     """Fraction of the word tokens of ``text`` that sit in repetition loops."""
     tokens = [t.lower() for t in _WORD.findall(text)]
@@ -230,6 +266,10 @@ def judge_segment(
     ):
         return SegmentVerdict("", "silence_phrase")
     collapsed, changed = collapse_repetitions(stripped, options.max_repeats)
+    collapsed, phrase_changed = collapse_repeated_phrases(
+        collapsed, options.phrase_min_words, options.max_repeats
+    )
+    changed = changed or phrase_changed
     if compression_ratio(collapsed) > options.compression_ratio_threshold:
         return SegmentVerdict("", "repetition")
     return SegmentVerdict(collapsed, None, changed)

@@ -5,6 +5,8 @@ Rules (issue 4, DESIGN.md section 4):
 * live finals run before partials, and pieces of uploaded files (``priority="batch"``) after
   both, so a long upload never delays a live session; finals are never skipped (a redelivered final is harmless,
   the gateway drops the duplicate ``segment_id``);
+* a speculative (early) final is a guess made during a pause: it runs like a final but does
+  not overtake its utterance's partials, since the speaker may resume (issue 13, defect 2);
 * a partial is skipped without inference when it has been overtaken: a newer partial of
   the same utterance, a partial of a later utterance of the session, or the final of its
   utterance (or of a later one) is in the same fetch or was seen in an earlier fetch;
@@ -48,6 +50,8 @@ class JobDescriptor:
     created_at: float
     partial_seq: int = 0
     priority: Literal["interactive", "batch"] = "interactive"
+    #: An early final sent during a pause that may not end the utterance.
+    speculative: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ class JobSelector:
         # Learn from the whole fetch first, so a newer job anywhere in it wins.
         for job in jobs:
             state = self._state(job.session_id)
-            if job.kind == "final":
+            if job.kind == "final" and not job.speculative:
                 state.final_utterance = max(state.final_utterance, job.utterance_index)
             else:
                 state.partial = max(state.partial, (job.utterance_index, job.partial_seq))
@@ -143,10 +147,6 @@ class JobSelector:
         else:
             self._sessions.move_to_end(session_id)
         return state
-
-    def forget(self, session_id: str) -> None:
-        """Drop a session's memory (e.g. when the gateway reports it closed)."""
-        self._sessions.pop(session_id, None)
 
     def __len__(self) -> int:
         return len(self._sessions)

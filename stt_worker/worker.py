@@ -80,6 +80,7 @@ class SttWorker(StreamWorker[Job]):
                 partial_seq=e.job[0].partial_seq,
                 created_at=e.job[0].created_at,
                 priority=e.job[0].priority,
+                speculative=e.job[0].speculative,
             )
             for e in entries
         ]
@@ -108,7 +109,7 @@ class SttWorker(StreamWorker[Job]):
                     metrics.JOBS.labels("partial", "skipped").inc()
                     job = entry.job[0]
                     # Tell the gateway the partial slot is free again; it forwards nothing.
-                    pipe.publish(bus.results_channel(job.session_id), bus.encode_result(self._skipped(job)))
+                    bus.publish_result(pipe, self._skipped(job))
                 await pipe.execute()
         return [e.id for e in entries]
 
@@ -132,8 +133,9 @@ class SttWorker(StreamWorker[Job]):
             TranscribeRequest(
                 audio=pcm.astype(np.float32) / 32768.0,
                 language=job.source_language,
-                prompt=job.prompt if job.kind == "final" else None,
-                word_timestamps=job.word_timestamps and job.kind == "final",
+                language_hint=job.language_hint,
+                prompt=job.prompt,
+                word_timestamps=job.word_timestamps,
                 partial=job.kind == "partial",
                 task=job.task,
             )
@@ -158,7 +160,14 @@ class SttWorker(StreamWorker[Job]):
         return results
 
     def _publish(self, pipe: Any, job: bus.AudioJob, t: Transcript) -> None:
-        channel = bus.results_channel(job.session_id)
+        # Word times are seconds from the job's audio start; results carry session seconds.
+        offset = job.start if job.audio_start is None else job.audio_start
+        words = (
+            [bus.Word(word=w.word, start=round(offset + w.start, 3), end=round(offset + w.end, 3),
+                      probability=round(w.probability, 4)) for w in t.words]
+            if t.words
+            else None
+        )
         if job.kind == "partial":
             partial = bus.PartialResult(
                 session_id=job.session_id,
@@ -167,13 +176,15 @@ class SttWorker(StreamWorker[Job]):
                 partial_seq=job.partial_seq,
                 text=t.text,
                 language=t.language,
+                language_probability=round(t.language_probability, 4),
+                words=words,
+                audio_start=offset,
+                audio_end=job.end,
                 worker=self.worker_name,
                 inference_seconds=round(t.inference_seconds, 4),
             )
-            pipe.publish(channel, bus.encode_result(partial))
+            bus.publish_result(pipe, partial)
             return
-        # Word times are relative to the job's audio, which begins before the speech onset.
-        origin = job.start if job.audio_start is None else job.audio_start
         traceparent = self._trace_final(job, t)
         # An early (speculative) final is translated by the gateway once it is confirmed.
         wants_translation = bool(job.target_language and t.text.strip()) and not job.speculative
@@ -186,13 +197,7 @@ class SttWorker(StreamWorker[Job]):
             language_probability=round(t.language_probability, 4),
             start=job.start,
             end=job.end,
-            words=[
-                bus.Word(word=w.word, start=round(origin + w.start, 3), end=round(origin + w.end, 3),
-                         probability=round(w.probability, 4))
-                for w in t.words
-            ]
-            if t.words
-            else None,
+            words=words,
             worker=self.worker_name,
             inference_seconds=round(t.inference_seconds, 4),
             speech_end_at=job.speech_end_at,
@@ -200,10 +205,10 @@ class SttWorker(StreamWorker[Job]):
             translation_expected=wants_translation,
             speculative=job.speculative,
             traceparent=traceparent,
+            commit=job.commit,
         )
-        pipe.publish(channel, bus.encode_result(final))
-        if not job.speculative:  # an early final is stored by the gateway once it is confirmed
-            bus.add_transcript(pipe, final)
+        # The transcript store hears of finals from the gateway, which knows what was sent.
+        bus.publish_result(pipe, final)
         if wants_translation:
             assert job.target_language is not None
             pipe.xadd(

@@ -114,7 +114,6 @@ class TranslationWorker(StreamWorker[bus.TranscriptionJob]):
         ended_wall = time.time()
         async with ResultPipeline(self.redis) as pipe:
             for job, outcome in zip(jobs, outcomes, strict=True):
-                channel = bus.results_channel(job.session_id)
                 traceparent = tracing.record_span(
                     "translation.translate", job.traceparent, start=started_wall, end=ended_wall,
                     attributes={"worker": self.worker_name, "ok": outcome.ok, "target": job.target_language},
@@ -141,9 +140,7 @@ class TranslationWorker(StreamWorker[bus.TranscriptionJob]):
                         message=outcome.error_message or "translation failed",
                         traceparent=traceparent,
                     )
-                pipe.publish(channel, bus.encode_result(result))
-                if isinstance(result, bus.TranslationResult):
-                    bus.add_transcript(pipe, result)
+                bus.publish_result(pipe, result)
             await pipe.execute()
         self._update_health()
         return [e.id for e in entries]

@@ -70,13 +70,12 @@ async def make_gateway(gw_redis: EmbeddedRedis) -> AsyncIterator[GatewayFactory]
     started: list[GatewayService] = []
 
     async def make(redis_url: str | None = None, **overrides: Any) -> GatewayService:
+        options: dict[str, Any] = {"silence_threshold_seconds": 0.8, "pre_speech_buffer_seconds": 0.3, **overrides}
         settings = GatewaySettings(
             redis_url=redis_url or gw_redis.url,  # type: ignore[arg-type]
             gateway_port=0,
             health_port=0,
-            silence_threshold_seconds=0.8,
-            pre_speech_buffer_seconds=0.3,
-            **overrides,
+            **options,
         )
         service = GatewayService(settings)
         await service.startup()

@@ -231,7 +231,7 @@ async def test_resume_on_a_second_gateway_replays_once(make_gateway: Any, stt_wo
     gw2 = await make_gateway()
     async with connect(url(gw1)) as ws:
         ready = json.loads(await ws.recv())
-        sid = ready["session_id"]
+        sid, secret = ready["session_id"], ready["resume_secret"]
         await send_audio(ws, clip("en_weather"))
         first = await read_until(ws, lambda m: m["type"] == "final")
         last_seq = first[-1]["seq"]
@@ -241,7 +241,7 @@ async def test_resume_on_a_second_gateway_replays_once(make_gateway: Any, stt_wo
     await asyncio.sleep(3.0)  # the final arrives while the client is away; gw1 logs it
     async with connect(url(gw2)) as ws:
         await ws.recv()  # a fresh session's ready
-        await ws.send(json.dumps({"type": "config", "session_id": sid, "last_seq": last_seq}))
+        await ws.send(json.dumps({"type": "config", "session_id": sid, "last_seq": last_seq, "resume_secret": secret}))
         got = await read_until(ws, lambda m: m["type"] == "final" and "coffee" in norm(m["text"]), timeout=20)
         finals = [m for m in got if m["type"] == "final"]
         assert [m["segment_id"] for m in finals] == [f"{sid}:1"]  # the first final is not replayed
@@ -373,14 +373,15 @@ async def test_resume_on_the_same_gateway_while_the_old_connection_still_holds_r
     result when the new one takes the session over; both must not fight over the subscription."""
     gw = await make_gateway(result_wait_seconds=3.0)
     async with connect(url(gw)) as ws:
-        sid = json.loads(await ws.recv())["session_id"]
+        ready = json.loads(await ws.recv())
+        sid, secret = ready["session_id"], ready["resume_secret"]
         await send_audio(ws, clip("en_weather"))
         last_seq = (await read_until(ws, lambda m: m["type"] == "final"))[-1]["seq"]
         await send_audio(ws, clip("en_coffee"), speed=20)
         await ws.send(json.dumps({"type": "flush"}))
     async with connect(url(gw)) as ws:  # at once: the old connection is still detached
         await ws.recv()
-        await ws.send(json.dumps({"type": "config", "session_id": sid, "last_seq": last_seq}))
+        await ws.send(json.dumps({"type": "config", "session_id": sid, "last_seq": last_seq, "resume_secret": secret}))
         await send_audio(ws, clip("en_train"))
         await asyncio.sleep(4.0)  # past the old connection's wait: it lets go of the session
         await send_audio(ws, clip("en_weather"))

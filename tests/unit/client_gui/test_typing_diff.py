@@ -135,3 +135,22 @@ _keys = st.builds(Keystrokes, st.integers(0, 6), st.text(max_size=6))
 @given(st.text(min_size=12, max_size=20), _keys, _keys)
 def test_compose_is_the_same_as_one_then_the_other(screen: str, first: Keystrokes, second: Keystrokes) -> None:
     assert apply(screen, compose(first, second)) == apply(apply(screen, first), second)
+
+
+def test_a_turn_committed_piece_by_piece_is_typed_as_each_final_comes() -> None:
+    """Streaming commits (issue 14): inside one turn, final k holds the agreed words and the
+    partial of k+1 only the uncommitted tail; the screen always shows the whole turn, and a
+    committed final is never touched again."""
+    buf = TypingBuffer()
+    screen = ""
+    for seg, text, final in [
+        ("s:4", "Good morning everyone and", False),
+        ("s:4", "Good morning everyone and thank you for", False),
+        ("s:4", "Good morning everyone and thank you.", True),
+        ("s:5", "For joining", False),
+        ("s:5", "For joining the weekly update.", True),
+    ]:
+        screen = apply(screen, buf.update(seg, text, final=final))
+        assert screen == buf.text
+    assert screen == "Good morning everyone and thank you. For joining the weekly update."
+    assert buf.committed_text == screen

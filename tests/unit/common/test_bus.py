@@ -73,3 +73,16 @@ def test_results_decode_by_type() -> None:
 def test_encode_refuses_wrong_audio_dtype() -> None:
     with pytest.raises(ValueError):
         bus.encode_audio_job(_job(), np.zeros(10, dtype=np.float32))
+
+
+def test_dead_letter_fields_carry_no_session_id() -> None:
+    job = bus.AudioJob(kind="final", session_id="secret-session", utterance_index=3,
+                       segment_id="secret-session:3", start=0, end=1, created_at=0)
+    fields = bus.encode_audio_job(job, np.zeros(4, dtype=np.int16))
+    cleaned = bus.without_session_ids(fields)
+    assert b"secret-session" not in cleaned["meta"] and cleaned["audio"] == fields["audio"]
+    meta = json.loads(cleaned["meta"])
+    assert meta["session_id"] == bus.session_digest("secret-session")
+    assert meta["segment_id"] == bus.session_digest("secret-session") + ":3"
+    broken = bus.without_session_ids({b"meta": b'{"session_id": "secret-session", "x": '})
+    assert b"secret-session" not in broken[b"meta"]

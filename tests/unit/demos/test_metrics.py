@@ -137,3 +137,13 @@ def test_wer_normalises_case_punctuation_and_hyphens() -> None:
                            ["real-time Transcription please"]) == 0.0
     assert word_error_rate(["one two"], [""]) == 1.0
     assert word_error_rate([""], ["anything"]) is None
+
+
+def test_a_final_spanning_two_sentences_completes_both() -> None:
+    from demos.manifest import Utterance
+    from demos.metrics import match_finals
+
+    utterances = (Utterance("One two.", 0.5, 2.0), Utterance("Three four.", 2.2, 4.0), Utterance("Five.", 4.3, 5.0))
+    # Streaming commits: one final for the first two sentences, one for the third.
+    assigned, unmatched = match_finals(utterances, [(0.5, 4.0), (4.3, 5.1)])
+    assert assigned == [[0], [0], [1]] and unmatched == []

@@ -8,6 +8,7 @@ from typing import Any
 
 from common.settings import GatewaySettings
 from gateway.connection import Connection
+from gateway.session_core import Send
 
 
 class StalledSocket:
@@ -25,13 +26,13 @@ class StalledSocket:
 
 async def test_full_send_queue_disconnects_the_client() -> None:
     settings = GatewaySettings(send_queue_size=8, use_silero=False)
-    ctx = SimpleNamespace(settings=settings, silero=None, name="gw", queue_depth=0)
+    ctx = SimpleNamespace(settings=settings, silero=None, name="gw", queue_depth=0,
+                          guard=SimpleNamespace(auth_enabled=False))
     ws = StalledSocket()
     conn = Connection(ctx, ws)  # type: ignore[arg-type]
-    for _ in range(8):
-        conn._put({"type": "vad", "event": "speech_start", "t": 0.0})
+    await conn._do([Send({"type": "vad", "event": "speech_start", "t": 0.0, "seq": i}) for i in range(8)])
     assert not conn.closed and ws.closed_with is None
-    conn._put({"type": "vad", "event": "speech_end", "t": 1.0})
+    await conn._do([Send({"type": "vad", "event": "speech_end", "t": 1.0, "seq": 9})])
     assert conn.closed
     await asyncio.sleep(0)  # the close runs in the background
     await asyncio.sleep(0)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from stt_worker.guards import (
     GuardOptions,
+    collapse_repeated_phrases,
     collapse_repetitions,
     compression_ratio,
     judge_segment,
@@ -131,3 +132,22 @@ def test_hyphenated_loop_is_dropped() -> None:
     assert v.dropped_reason == "repetition"
     assert loop_fraction("1-2-3-4-4-4-4-4-4-4-4-4-4-4-4-4-4") > 0.7
     assert loop_fraction("The weather is nice today") == 0.0
+
+
+def test_sentence_said_three_times_is_kept_once() -> None:
+    """Issue 14: base with ENCODER_WINDOW=dynamic gave this for "Turn left at the next corner."
+    (WER 0.80); neither the loop rule (more than three repeats) nor the zlib ratio caught it."""
+    looped = "Turn left at the next corner. Turn left at the next corner. Turn left at the next corner."
+    assert compression_ratio(looped) < OPTS.compression_ratio_threshold
+    v = judge(looped)
+    assert v.text == "Turn left at the next corner."
+    assert v.collapsed_repetition and v.dropped_reason is None
+    assert collapse_repeated_phrases("Great, which train are we? Great, which train are we?") == (
+        "Great, which train are we?", True)
+
+
+def test_short_or_separated_repeats_are_speech() -> None:
+    assert collapse_repeated_phrases("no, no, no, I said no") == ("no, no, no, I said no", False)
+    assert collapse_repeated_phrases("yes yes") == ("yes yes", False)
+    text = "we can go now, or we can go later, and we can go now"
+    assert collapse_repeated_phrases(text) == (text, False)

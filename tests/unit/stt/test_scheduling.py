@@ -115,11 +115,19 @@ def test_fetch_larger_than_memory_does_not_fail() -> None:
     assert len(sel.select(jobs, NOW).to_run) == 5
 
 
-def test_forget() -> None:
+def test_an_early_final_does_not_stop_the_partials_of_its_utterance() -> None:
+    """Defect 2 of issue 13: a speculative (early) final of an open utterance is a guess; if
+    the speaker resumes, the utterance's later partials must still run."""
     sel = JobSelector()
-    sel.select([final("f", "a", 0)], NOW)
-    sel.forget("a")
-    assert len(sel) == 0
+    early = JobDescriptor("early", "final", "a", 0, NOW - 0.1, speculative=True)
+    out = sel.select([early], NOW)
+    assert keys(out.to_run) == ["early"]
+    later = sel.select([partial("p", "a", 0, 5)], NOW + 1.0)
+    assert keys(later.to_run) == ["p"] and later.skipped == []
+    # The real final of the utterance still overtakes its partials.
+    sel.select([final("f", "a", 0, NOW + 1.5)], NOW + 1.5)
+    last = sel.select([partial("late", "a", 0, 6, NOW + 1.6)], NOW + 1.6)
+    assert [(s.key, s.reason) for s in last.skipped] == [("late", SkipReason.SUPERSEDED_BY_FINAL)]
 
 
 def test_pieces_of_uploads_run_after_live_finals_and_partials_and_are_never_skipped() -> None:
