@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := espeak-ng libportaudio2 docker-compose xvfb xcompmgr libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-xinerama0 libxcb-image0 libxcb-render-util0 libxkbcommon-x11-0 xdotool xclip haproxy
 
-.PHONY: install system-deps run up test test-slow lint bench clean
+.PHONY: install system-deps run up test test-slow test-margins lint bench clean
 
 install: $(STAMP)
 
@@ -45,6 +45,11 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -m slow
+
+# The tests that assert on a model's output, with a table of each value, its limit and its
+# margin (CLOSE under 20 %). Pin CTranslate2's kernels to compare: make test-margins CT2_FORCE_CPU_ISA=GENERIC
+test-margins: install
+	$(PY) -m pytest -m model_output --margins
 
 lint: install
 	$(VENV)/bin/ruff check .
