@@ -92,6 +92,10 @@ class AudioJob(_Message):
     start: float = Field(ge=0, description="Utterance start, seconds since session start.")
     end: float = Field(ge=0, description="Utterance end (or audio so far), same clock.")
     source_language: str | None = None
+    source_languages: list[str] | None = Field(
+        default=None,
+        description="The session's narrowing of SOURCE_LANGUAGES for detection; None: the worker's set.",
+    )
     target_language: str | None = None
     prompt: str | None = Field(default=None, description="Previous final of the session.")
     word_timestamps: bool = False
@@ -151,6 +155,13 @@ class FinalResult(_Message):
     text: str
     language: str | None = None
     language_probability: float | None = None
+    language_probability_scope: Literal["set", "all", "hint"] | None = Field(
+        default=None,
+        description="set: renormalised over the session's source languages; all: over every "
+        "language the model knows; hint: the client named the language.",
+    )
+    #: The language unrestricted detection would have answered, when it is outside the set.
+    language_outside_set: str | None = None
     start: float
     end: float
     words: list[Word] | None = None

@@ -232,6 +232,9 @@ class Connection:
             lang = msg.source_language
             self.config.source_language = None if lang in (None, "auto") else lang
             changed = True
+        if "source_languages" in fields:
+            self.config.source_languages = msg.source_languages
+            changed = True
         if "target_language" in fields:
             self.config.target_language = msg.target_language
             changed = True
@@ -340,6 +343,7 @@ class Connection:
             start=round(utt.start, 3),
             end=round(utt.end, 3),
             source_language=self.config.source_language,
+            source_languages=self.config.source_languages,
             target_language=self.config.target_language,
             prompt=self.last_final or None,
             word_timestamps=self.config.word_timestamps,
@@ -404,6 +408,7 @@ class Connection:
             start=round(start, 3),
             end=round(self.segmenter.now, 3),
             source_language=self.config.source_language,
+            source_languages=self.config.source_languages,
             target_language=None,
             created_at=time.time(),
             gateway=self.ctx.name,

@@ -58,6 +58,7 @@ class SttWorker(StreamWorker[Job]):
                 normalize_audio=s.normalize_audio,
                 batched=s.stt_batched,
                 encoder_window=s.encoder_window,
+                source_languages=s.source_languages,
             )
         )
         metrics.MODEL_LOAD_SECONDS.set(self.engine.load_seconds)
@@ -127,6 +128,7 @@ class SttWorker(StreamWorker[Job]):
                 prompt=job.prompt if job.kind == "final" else None,
                 word_timestamps=job.word_timestamps and job.kind == "final",
                 partial=job.kind == "partial",
+                source_languages=tuple(job.source_languages) if job.source_languages else None,
             )
             for job, pcm in (e.job for e in run)
         ]
@@ -161,6 +163,10 @@ class SttWorker(StreamWorker[Job]):
             )
             pipe.publish(channel, bus.encode_result(partial))
             return
+        if t.language_probability_scope != "hint" and t.language:
+            metrics.LANGUAGE_DETECTIONS.labels(t.language).inc()
+            if t.language_outside_set:
+                metrics.LANGUAGE_OUTSIDE_SET.labels(t.language_outside_set).inc()
         # An early (speculative) final is translated by the gateway once it is confirmed.
         wants_translation = bool(job.target_language and t.text.strip()) and not job.speculative
         final = bus.FinalResult(
@@ -170,6 +176,8 @@ class SttWorker(StreamWorker[Job]):
             text=t.text,
             language=t.language,
             language_probability=round(t.language_probability, 4),
+            language_probability_scope=t.language_probability_scope,
+            language_outside_set=t.language_outside_set,
             start=job.start,
             end=job.end,
             words=[
