@@ -96,6 +96,10 @@ class AudioJob(_Message):
         default=None,
         description="The session's narrowing of SOURCE_LANGUAGES for detection; None: the worker's set.",
     )
+    language_hint: str | None = Field(
+        default=None, description="source_language auto: the session's confident language so far; a "
+        "doubtful detection of this audio does not flip it.",
+    )
     target_language: str | None = None
     prompt: str | None = Field(default=None, description="Previous final of the session.")
     word_timestamps: bool = False

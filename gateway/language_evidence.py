@@ -46,6 +46,11 @@ class SessionLanguage:
             and self.speech_seconds >= MIN_EVIDENCE_SECONDS
         )
 
+    @property
+    def hint(self) -> str | None:
+        """The job field ``language_hint``: the confident language, else None."""
+        return self.language if self.confident else None
+
     def observe(self, language: str | None, probability: float | None, speech_seconds: float,
                 scope: str | None) -> SessionLanguage:
         """The evidence after one more final (``scope`` as on the final: set, all, hint)."""

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stt_worker.detection import Detection, Scope, allowed_languages, choose_language
+from stt_worker.detection import STICKY_PROBABILITY, Detection, Scope, allowed_languages, choose_language
 from stt_worker.guards import (
     GuardOptions,
     compression_ratio,
@@ -122,6 +122,9 @@ class TranscribeRequest:
     partial: bool = False
     #: The session's narrowing of ``EngineOptions.source_languages`` (None: no narrowing).
     source_languages: tuple[str, ...] | None = None
+    #: With ``language`` None: the session's confident language so far.  A detection of this
+    #: audio below ``STICKY_PROBABILITY`` does not flip the session to another language.
+    language_hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -369,7 +372,7 @@ class WhisperEngine:
         _, _, ranking = self._model.detect_language(
             audio=audio, vad_filter=use_vad, vad_parameters=VadOptions() if use_vad else None
         )
-        return choose_language(ranking, self._allowed(req))
+        return choose_language(ranking, self._allowed(req), req.language_hint, STICKY_PROBABILITY)
 
     def _assemble(
         self,
@@ -478,7 +481,8 @@ class WhisperEngine:
                 hint = self._language_arg(req)
                 if hint is None and detections is not None:
                     # The same encoder output decodes the text: no second pass.
-                    detection = choose_language(((t[2:-2], p) for t, p in detections[j]), self._allowed(req))
+                    ranking = ((t[2:-2], p) for t, p in detections[j])
+                    detection = choose_language(ranking, self._allowed(req), req.language_hint, STICKY_PROBABILITY)
                 else:
                     detection = Detection(hint or "en", 1.0, "hint", hint or "en", 1.0)
                 languages.append(detection)

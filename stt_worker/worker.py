@@ -129,6 +129,7 @@ class SttWorker(StreamWorker[Job]):
                 word_timestamps=job.word_timestamps and job.kind == "final",
                 partial=job.kind == "partial",
                 source_languages=tuple(job.source_languages) if job.source_languages else None,
+                language_hint=job.language_hint,
             )
             for job, pcm in (e.job for e in run)
         ]

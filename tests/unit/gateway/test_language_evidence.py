@@ -17,8 +17,10 @@ def test_confidence_needs_both_probability_and_enough_speech() -> None:
     s = SessionLanguage().observe("it", 0.95, 1.0, "set")
     assert s.language == "it" and not s.confident  # sure, but on one second
     assert hold_for_more_audio(s, 0.8, turn_ended=False)
+    assert s.hint is None
     s = s.observe("it", 0.9, 3.0, "set")
     assert s.confident and not hold_for_more_audio(s, 0.8, turn_ended=False)
+    assert s.hint == "it"  # what the session's jobs carry as language_hint
     weak = SessionLanguage().observe("ja", 0.3, 4.0, "all")
     assert not weak.confident
 

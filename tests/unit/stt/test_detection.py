@@ -52,3 +52,17 @@ def test_language_lists_parse_from_settings_and_clients() -> None:
     with pytest.raises(ValueError, match="xx"):
         parse_language_list("it,xx")
     assert len(DEFAULT_SOURCE_LANGUAGES) == 20 and "en" in DEFAULT_SOURCE_LANGUAGES
+
+
+def test_a_doubtful_detection_yields_to_the_session_hint_a_confident_one_does_not() -> None:
+    allowed = frozenset({"it", "es", "en"})
+    kept = choose_language(RANKING, allowed, hint="es")  # it at 0.42 within the set: doubtful
+    assert (kept.language, kept.scope) == ("es", "set")
+    assert kept.probability == pytest.approx(0.04 / 0.12)  # the hint's own share, not it's
+    sure = [("it", 0.9), ("es", 0.05), ("en", 0.05)]
+    assert choose_language(sure, allowed, hint="es").language == "it"
+    # A hint outside the set is not an answer the set allows.
+    assert choose_language(RANKING, allowed, hint="th").language == "it"
+    # Unrestricted, the hint works on the raw probabilities.
+    free = choose_language(RANKING, frozenset(), hint="it")  # th at 0.60 is doubtful
+    assert (free.language, free.probability, free.scope) == ("it", 0.05, "all")
