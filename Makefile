@@ -17,7 +17,7 @@ APT_PACKAGES := espeak-ng libportaudio2 libxcb-icccm4 libxcb-keysyms1 libxcb-xin
 # prometheus (promtool and a real Prometheus for the alert-rule and scrape tests).
 TEST_APT_PACKAGES := docker-compose haproxy xvfb xcompmgr postgresql chromium chromium-driver prometheus
 
-.PHONY: install install-test system-deps test-deps apt-install run up test test-slow lint bench clean
+.PHONY: install install-test system-deps test-deps apt-install run up test test-slow test-margins lint bench clean
 
 install: $(STAMP)
 
@@ -66,6 +66,11 @@ test: install-test test-deps
 
 test-slow: install-test test-deps
 	$(PY) -m pytest -m slow
+
+# The tests that assert on a model's output, with a table of each value, its limit and its
+# margin (CLOSE under 20 %). Pin CTranslate2's kernels to compare: make test-margins CT2_FORCE_CPU_ISA=GENERIC
+test-margins: install-test
+	$(PY) -m pytest -m model_output --margins
 
 lint: install-test
 	$(VENV)/bin/ruff check .

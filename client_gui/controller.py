@@ -185,6 +185,8 @@ class Controller(QObject):
             self.finals.append(message)
             language = f"[{message.language}] " if message.language else ""
             self.window.append_transcript(f"{language}{message.text.strip()}")
+            if message.language and message.text.strip():
+                self.window.show_detected_language(message.language, message.language_probability)
         elif isinstance(message, Translation):
             self.translations.append(message)
             self.window.append_transcript(f"    → [{message.target_language}] {message.text.strip()}")

@@ -28,7 +28,7 @@ from PyQt5.QtWidgets import (
 )
 
 from client_gui.audio_sources import DeviceInfo, PortAudioUnavailable, list_input_devices
-from client_gui.languages import source_choices, target_choices
+from client_gui.languages import AUTO, LANGUAGES, source_choices, target_choices
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,19 @@ class MainWindow(QMainWindow):
         for target, label in target_choices():
             self.target_language_combo.addItem(label if target is None else f"{label} ({target})", target)
         audio_form.addRow("Spoken language", self.source_language_combo)
+        # What detection answered last, and one click to stop detecting and keep it.
+        self.detected_label = QLabel("—", audio)
+        self.pin_button = QPushButton("Pin", audio)
+        self.pin_button.setToolTip("Use the detected language from now on instead of auto-detect")
+        self.pin_button.setEnabled(False)
+        detected_row = QHBoxLayout()
+        detected_row.addWidget(self.detected_label, 1)
+        detected_row.addWidget(self.pin_button)
+        audio_form.addRow("Detected language", detected_row)
         audio_form.addRow("Translate to", self.target_language_combo)
+        self.detected_language: str | None = None
+        self.pin_button.clicked.connect(self.pin_detected_language)
+        self.source_language_combo.currentIndexChanged.connect(self._update_pin_button)
         root.addWidget(audio)
 
         buttons = QHBoxLayout()
@@ -168,6 +180,29 @@ class MainWindow(QMainWindow):
     def target_language(self) -> str | None:
         data = self.target_language_combo.currentData()
         return None if data is None else str(data)
+
+    def show_detected_language(self, code: str, probability: float | None) -> None:
+        """Show a final's language; the pin button offers it while the source is auto."""
+        name = LANGUAGES.get(code, code)
+        sure = f" · {probability:.0%}" if probability is not None else ""
+        self.detected_label.setText(f"{name} ({code}){sure}")
+        self.detected_language = code
+        self._update_pin_button()
+
+    def pin_detected_language(self) -> None:
+        """Select the detected language as the spoken one (the controller sends the config)."""
+        if self.detected_language is not None:
+            index = self.source_language_combo.findData(self.detected_language)
+            if index >= 0:
+                self.source_language_combo.setCurrentIndex(index)
+
+    def _update_pin_button(self) -> None:
+        code = self.detected_language
+        self.pin_button.setEnabled(
+            code is not None
+            and self.source_language() == AUTO
+            and self.source_language_combo.findData(code) >= 0
+        )
 
     def set_languages(self, source: str, target: str | None) -> None:
         self.source_language_combo.setCurrentIndex(self.source_language_combo.findData(source))

@@ -247,6 +247,10 @@ class AudioJob(_Message):
         "times are offset by it. None: at ``start``.",
     )
     source_language: str | None = None
+    source_languages: list[str] | None = Field(
+        default=None,
+        description="The session's narrowing of SOURCE_LANGUAGES for detection; None: the worker's set.",
+    )
     language_hint: str | None = Field(
         default=None, description="source_language auto: the session's confident language so far; a "
         "doubtful detection of this audio does not flip it.",
@@ -329,6 +333,13 @@ class FinalResult(_Message):
     text: str
     language: str | None = None
     language_probability: float | None = None
+    language_probability_scope: Literal["set", "all", "hint"] | None = Field(
+        default=None,
+        description="set: renormalised over the session's source languages; all: over every "
+        "language the model knows; hint: the client named the language.",
+    )
+    #: The language unrestricted detection would have answered, when it is outside the set.
+    language_outside_set: str | None = None
     start: float
     end: float
     words: list[Word] | None = None

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from common.languages import DEFAULT_SOURCE_LANGUAGES, parse_language_list
 from common.security_settings import IpNetwork, SecuritySettings, parse_networks
 
 LogFormat = Literal["text", "json"]
@@ -78,6 +79,20 @@ class CommonSettings(SecuritySettings):
     shutdown_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Graceful shutdown budget before in-flight work is abandoned."
     )
+    # Read by the STT worker (detection answers only these) and the gateway (announced in
+    # ready); here so one variable means the same to both.
+    source_languages: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=DEFAULT_SOURCE_LANGUAGES,
+        description="Comma-separated ISO 639-1 codes automatic language detection may answer; "
+        "'all': any language the model knows. A session may narrow it (config.source_languages).",
+    )
+
+    @field_validator("source_languages", mode="before")
+    @classmethod
+    def _language_list(cls, value: Any) -> tuple[str, ...]:
+        if isinstance(value, tuple) and value == DEFAULT_SOURCE_LANGUAGES:
+            return value
+        return parse_language_list(value if isinstance(value, str) else list(value))
 
     @field_validator("log_level")
     @classmethod

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from common import bus
+from common.languages import WHISPER_LANGUAGES, parse_language_list
 from gateway.resample import UnsupportedSampleRate, check_sample_rate
 
 PROTOCOL_VERSION = 1
@@ -77,20 +78,6 @@ class ProtocolError(ValueError):
         self.message = message
 
 
-# Languages Whisper can be told to transcribe (faster_whisper.tokenizer._LANGUAGE_CODES), kept
-# here so the gateway need not import the STT stack to refuse an impossible source language.
-WHISPER_LANGUAGES: frozenset[str] = frozenset(
-    (
-        "af", "am", "ar", "as", "az", "ba", "be", "bg", "bn", "bo", "br", "bs", "ca", "cs", "cy", "da",
-        "de", "el", "en", "es", "et", "eu", "fa", "fi", "fo", "fr", "gl", "gu", "ha", "haw", "he", "hi",
-        "hr", "ht", "hu", "hy", "id", "is", "it", "ja", "jw", "ka", "kk", "km", "kn", "ko", "la", "lb",
-        "ln", "lo", "lt", "lv", "mg", "mi", "mk", "ml", "mn", "mr", "ms", "mt", "my", "ne", "nl", "nn",
-        "no", "oc", "pa", "pl", "ps", "pt", "ro", "ru", "sa", "sd", "si", "sk", "sl", "sn", "so", "sq",
-        "sr", "su", "sv", "sw", "ta", "te", "tg", "th", "tk", "tl", "tr", "tt", "uk", "ur", "uz", "vi",
-        "yi", "yo", "zh", "yue",
-    )
-)
-
 _LANG_RE = re.compile(r"^[a-z]{2,3}$")
 _SESSION_ID_RE = r"^[A-Za-z0-9._:-]{1,128}$"
 MAX_TOKEN_CHARS = 8192
@@ -122,6 +109,9 @@ class ConfigMessage(_ClientMessage):
 
     type: Literal["config"] = "config"
     source_language: str | None = Field(default=None, max_length=16)
+    #: Narrows the deployment's SOURCE_LANGUAGES for this session: detection answers only
+    #: these (intersected with the deployment's set); [] or null: the deployment's set.
+    source_languages: list[Annotated[str, Field(max_length=16)]] | None = Field(default=None, max_length=100)
     target_language: str | None = Field(default=None, max_length=16)
     sample_rate: int | None = None
     partials: bool | None = None
@@ -255,7 +245,12 @@ def _check_config(message: ConfigMessage) -> ConfigMessage:
             check_sample_rate(message.sample_rate)
         except UnsupportedSampleRate as exc:
             raise ProtocolError(ErrorCode.UNSUPPORTED_SAMPLE_RATE, str(exc)) from None
-    update: dict[str, str] = {}
+    update: dict[str, Any] = {}
+    if message.source_languages is not None:
+        try:
+            update["source_languages"] = list(parse_language_list(message.source_languages)) or None
+        except ValueError as exc:
+            raise ProtocolError(ErrorCode.UNSUPPORTED_LANGUAGE, f"source_languages: {exc}") from None
     if message.source_language is not None:
         if message.source_language.strip().lower() == "auto":
             update["source_language"] = "auto"
@@ -351,6 +346,10 @@ class Final(ServerMessage):
     text: str
     language: str | None = None
     language_probability: float | None = None
+    #: What ``language_probability`` is relative to: ``set`` (renormalised over the
+    #: session's source languages), ``all`` (every language the model knows) or ``hint``
+    #: (the client named the language; 1.0).
+    language_probability_scope: str | None = None
     start: float
     end: float
     words: list[Word] | None = None
@@ -424,6 +423,7 @@ def final_from_bus(result: bus.FinalResult, seq: int | None = None) -> Final:
         text=result.text,
         language=result.language,
         language_probability=result.language_probability,
+        language_probability_scope=result.language_probability_scope,
         start=result.start,
         end=result.end,
         words=result.words,

@@ -268,6 +268,10 @@ class SessionCore:
             c.source_language = None if msg.source_language in (None, "auto") else msg.source_language
             self.language.reset()
             changed = True
+        if "source_languages" in fields:
+            c.source_languages = msg.source_languages  # [] was normalised to None: the deployment's set
+            self.language.reset()
+            changed = True
         if "target_language" in fields:
             c.target_language = msg.target_language
             changed = True
@@ -428,7 +432,7 @@ class SessionCore:
             kind="final", session_id=self.session_id, utterance_index=index,
             segment_id=bus.segment_id(self.session_id, index), start=round(commit.start, 3),
             end=round(commit.end, 3), audio_start=round(commit.audio_start, 3),
-            source_language=c.source_language, language_hint=self.language.hint,
+            source_language=c.source_language, source_languages=c.source_languages, language_hint=self.language.hint,
             target_language=None if overlaps else c.target_language, prompt=span.prompt,
             word_timestamps=c.word_timestamps, commit=commit.reason if self.turns.enabled else None,
             created_at=clock.wall, speech_end_at=speech_end_at,
@@ -506,7 +510,8 @@ class SessionCore:
             kind="partial", session_id=self.session_id, utterance_index=decision.index,
             partial_seq=decision.partial_seq, segment_id=bus.segment_id(self.session_id, decision.index),
             start=round(audio_start, 3), end=round(self.segmenter.now, 3), audio_start=round(audio_start, 3),
-            source_language=self.config.source_language, language_hint=self.language.hint, target_language=None,
+            source_language=self.config.source_language, source_languages=self.config.source_languages,
+            language_hint=self.language.hint, target_language=None,
             # The committed text as context, and word times for the commit policy.
             prompt=self.turns.prompt() if streaming else None, word_timestamps=streaming,
             created_at=clock.wall,

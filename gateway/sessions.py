@@ -33,6 +33,7 @@ from common import bus
 @dataclass
 class SessionConfig:
     source_language: str | None = None  # None = detect ("auto")
+    source_languages: list[str] | None = None  # narrows SOURCE_LANGUAGES for detection
     target_language: str | None = None
     sample_rate: int = 16000
     partials: bool = True

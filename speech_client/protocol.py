@@ -194,6 +194,8 @@ class Final(_ServerMessage):
     text: str
     language: str | None = None
     language_probability: float | None = None
+    # "set": renormalised over the session's languages; "all": unrestricted; "hint": named.
+    language_probability_scope: str | None = None
     start: float
     end: float
     words: list[Word] | None = None

@@ -18,6 +18,16 @@ Finals and partials are decoded differently (decided here, documented in the REA
 English-only models (``*.en``) are never asked to detect a language: the answer is "en"
 with probability 1.
 
+Detection answers only a language of the deployment's set (``source_languages``, from
+``SOURCE_LANGUAGES``), narrowed per request (``TranscribeRequest.source_languages``, the
+session's ``config.source_languages``): the most probable language inside the set, from the
+same encoder output, its probability renormalised over the set
+(:mod:`stt_worker.detection`).  On the reference path the engine runs faster-whisper's own
+``detect_language`` (the same VAD-filtered features and 30 s window ``transcribe`` would
+detect on) and then ``transcribe`` with that language, which costs what ``transcribe``'s own
+detection cost.  The hallucination guards keep judging doubt by the unrestricted top
+probability: restriction must not make noise look like confident speech.
+
 Batching: :meth:`transcribe_batch` stacks the log-Mel features of up to N utterances
 (each at most 30 s, no word timestamps) into one CTranslate2 ``encode`` and one
 ``generate`` call, with per-utterance language and prompt.  The language is detected
@@ -40,6 +50,7 @@ from typing import Literal
 
 import numpy as np
 
+from stt_worker.detection import STICKY_PROBABILITY, Detection, Scope, allowed_languages, choose_language
 from stt_worker.guards import (
     GuardOptions,
     compression_ratio,
@@ -85,6 +96,8 @@ class EngineOptions:
     #: with the window); ``full``: always 30 s.
     encoder_window: str = "dynamic"
     guards: GuardOptions = field(default_factory=GuardOptions)
+    #: Languages detection may answer (``SOURCE_LANGUAGES``); () = any the model knows.
+    source_languages: tuple[str, ...] = ()
 
 
 FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames: what Whisper was trained on
@@ -116,20 +129,11 @@ class TranscribeRequest:
     word_timestamps: bool = False
     partial: bool = False
     task: Literal["transcribe", "translate"] = "transcribe"
-    #: With ``language`` None: the session's confident language so far. A detection of this
+    #: The session's narrowing of ``EngineOptions.source_languages`` (None: no narrowing).
+    source_languages: tuple[str, ...] | None = None
+    #: With ``language`` None: the session's confident language so far.  A detection of this
     #: audio below ``STICKY_PROBABILITY`` does not flip the session to another language.
     language_hint: str | None = None
-
-
-#: A detection at least this probable overrides the session's language hint (issue 14).
-STICKY_PROBABILITY = 0.8
-
-
-def sticky_language(detected: str, probability: float, hint: str | None) -> tuple[str, float]:
-    """The language to decode in: a confident detection wins, a doubtful one keeps the hint."""
-    if hint and detected != hint and probability < STICKY_PROBABILITY:
-        return hint, probability
-    return detected, probability
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,11 @@ class Transcript:
     #: vad_no_speech; None when the text is complete.
     dropped_reason: str | None = None
     duration: float = 0.0
+    #: ``set``: ``language_probability`` is renormalised over the allowed languages;
+    #: ``all``: over every language; ``hint``: the language was given, not detected.
+    language_probability_scope: Scope = "hint"
+    #: What unrestricted detection answered when it was outside the set, else None.
+    language_outside_set: str | None = None
 
 
 @dataclass
@@ -289,6 +298,7 @@ class WhisperEngine:
             text="",
             language=lang,
             language_probability=1.0 if lang else 0.0,
+            language_probability_scope="hint" if lang else "all",
             words=[] if req.word_timestamps else None,
             inference_seconds=time.perf_counter() - started,
             no_speech_prob=1.0,
@@ -297,7 +307,9 @@ class WhisperEngine:
             duration=duration,
         )
 
-    def _transcribe_one(self, req: TranscribeRequest) -> Transcript:
+    def _transcribe_one(self, req: TranscribeRequest, detection: Detection | None = None) -> Transcript:
+        """faster-whisper's ``transcribe``; ``detection``: the language already detected (a
+        batched final re-run for its temperature fallback keeps its batch's decision)."""
         started = time.perf_counter()
         audio, level, early = self._prepare(req)
         duration = audio.size / SAMPLE_RATE
@@ -320,10 +332,10 @@ class WhisperEngine:
                 "vad_filter": self.options.vad_filter,
             }
         language = self._language_arg(req)
-        if language is None and req.language_hint:
-            # Detect first, so a doubtful detection can yield to the session's language.
-            detected, prob, _ = self._model.detect_language(audio)
-            language, _ = sticky_language(detected, prob, req.language_hint)
+        if language is None:
+            if detection is None:
+                detection = self._detect_reference(audio, req)
+            language = detection.language
         segments, info = self._model.transcribe(
             audio,
             max_new_tokens=max_new_tokens(duration),
@@ -350,29 +362,38 @@ class WhisperEngine:
         return self._assemble(
             req,
             decoded,
-            language=info.language,
-            language_probability=float(info.language_probability),
+            detection=detection or Detection(info.language, 1.0, "hint", info.language, 1.0),
             level=level,
             started=started,
             duration=duration,
             # No segment at all without VAD: faster-whisper skipped every window as
             # no-speech (its check is the same rule as ours).
             empty_reason="vad_no_speech" if vad_removed_all else "no_speech",
-            detected=self._language_arg(req) is None,
         )
+
+    def _allowed(self, req: TranscribeRequest) -> frozenset[str]:
+        return allowed_languages(self.options.source_languages, req.source_languages, self._languages)
+
+    def _detect_reference(self, audio: np.ndarray, req: TranscribeRequest) -> Detection:
+        """faster-whisper's ``detect_language`` on what its ``transcribe`` would detect on."""
+        from faster_whisper.vad import VadOptions
+
+        use_vad = not req.partial and self.options.vad_filter
+        _, _, ranking = self._model.detect_language(
+            audio=audio, vad_filter=use_vad, vad_parameters=VadOptions() if use_vad else None
+        )
+        return choose_language(ranking, self._allowed(req), req.language_hint, STICKY_PROBABILITY)
 
     def _assemble(
         self,
         req: TranscribeRequest,
         decoded: Sequence[_Decoded],
         *,
-        language: str,
-        language_probability: float,
+        detection: Detection,
         level: float,
         started: float,
         duration: float,
         empty_reason: str,
-        detected: bool,
     ) -> Transcript:
         texts: list[str] = []
         words: list[Word] = []
@@ -386,7 +407,8 @@ class WhisperEngine:
                 avg_logprob=seg.avg_logprob,
                 input_rms_dbfs=level,
                 options=self.options.guards,
-                language_probability=language_probability if detected else None,
+                # Doubt is the model's own: the unrestricted top probability.
+                language_probability=detection.unrestricted_probability if detection.scope != "hint" else None,
             )
             if verdict.dropped_reason is not None:
                 reasons.append(verdict.dropped_reason)
@@ -406,8 +428,10 @@ class WhisperEngine:
         all_segments = decoded or [_Decoded("", 1.0, 0.0)]
         return Transcript(
             text=text,
-            language=language,
-            language_probability=language_probability,
+            language=detection.language,
+            language_probability=detection.probability,
+            language_probability_scope=detection.scope,
+            language_outside_set=detection.unrestricted_language if detection.outside_set else None,
             words=words if req.word_timestamps else None,
             inference_seconds=time.perf_counter() - started,
             no_speech_prob=float(
@@ -467,7 +491,7 @@ class WhisperEngine:
         frames = encoder_frames(max(m.shape[-1] for m in mels), self.options.encoder_window)
         feats = np.stack([pad_or_trim(m, frames) for m in mels]).astype(np.float32)
         encoder_output = model.encode(feats)
-        languages: list[tuple[str, float]] = []
+        languages: list[Detection] = []
         detections = (
             model.model.detect_language(encoder_output)
             if self.multilingual and any(self._language_arg(reqs[i]) is None for i, _, _, _ in batch)
@@ -478,18 +502,19 @@ class WhisperEngine:
         tokenizers = []
         for j, (i, _, _, _) in enumerate(batch):
             req = reqs[i]
-            lang = self._language_arg(req)
-            prob = 1.0
-            if lang is None and detections is not None:
-                token, prob = detections[j][0]
-                lang, prob = sticky_language(token[2:-2], prob, req.language_hint)
-            lang = lang or "en"
-            languages.append((lang, float(prob)))
+            hint = self._language_arg(req)
+            if hint is None and detections is not None:
+                # The same encoder output decodes the text: no second pass.
+                ranking = ((t[2:-2], p) for t, p in detections[j])
+                detection = choose_language(ranking, self._allowed(req), req.language_hint, STICKY_PROBABILITY)
+            else:
+                detection = Detection(hint or "en", 1.0, "hint", hint or "en", 1.0)
+            languages.append(detection)
             tok = Tokenizer(
                 model.hf_tokenizer,
                 self.multilingual,
                 task=req.task,
-                language=lang,
+                language=detection.language,
             )
             tokenizers.append(tok)
             previous_tokens.append(tok.encode(" " + req.prompt.strip()) if req.prompt else [])
@@ -523,21 +548,18 @@ class WhisperEngine:
             seq_len = len(res.sequences_ids[0])
             avg_logprob = float(res.scores[0]) * seq_len / (seq_len + 1)
             text = tokenizers[j].decode(tokens)
-            lang, prob = languages[j]
             if not reqs[i].partial and self._needs_fallback(text, float(res.no_speech_prob), avg_logprob):
                 # Whisper's temperature fallback is per utterance; run this one alone.
-                results[i] = self._transcribe_one(reqs[i])
+                results[i] = self._transcribe_one(reqs[i], languages[j] if languages[j].scope != "hint" else None)
                 continue
             transcript = self._assemble(
                 reqs[i],
                 [_Decoded(text, float(res.no_speech_prob), avg_logprob, aligned[j])],
-                language=lang,
-                language_probability=prob,
+                detection=languages[j],
                 level=level,
                 started=started,
                 duration=duration,
                 empty_reason="empty",
-                detected=self._language_arg(reqs[i]) is None,
             )
             # Every member of a batch waited for the whole batch.
             results[i] = _with_time(transcript, elapsed)

@@ -21,3 +21,14 @@ QUEUE_WAIT_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
 )
 RSS_BYTES = Gauge("process_rss_bytes_sampled", "Resident set size of this worker, sampled")
+# Finals only (partials repeat the same utterance); labels are Whisper's language codes
+# (about 100 values at most), never free text.
+LANGUAGE_DETECTIONS = Counter(
+    "stt_language_detections_total", "Languages answered by automatic detection (finals)", ["language"]
+)
+LANGUAGE_OUTSIDE_SET = Counter(
+    "stt_language_outside_set_total",
+    "Detections where unrestricted detection would have answered a language outside the allowed "
+    "set, by that language (the answer given is counted in stt_language_detections_total)",
+    ["language"],
+)

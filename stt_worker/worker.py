@@ -61,6 +61,7 @@ class SttWorker(StreamWorker[Job]):
                 normalize_audio=s.normalize_audio,
                 batched=s.stt_batched,
                 encoder_window=s.encoder_window,
+                source_languages=s.source_languages,
             )
         )
         metrics.MODEL_LOAD_SECONDS.set(self.engine.load_seconds)
@@ -138,6 +139,7 @@ class SttWorker(StreamWorker[Job]):
                 word_timestamps=job.word_timestamps,
                 partial=job.kind == "partial",
                 task=job.task,
+                source_languages=tuple(job.source_languages) if job.source_languages else None,
             )
             for job, pcm in (e.job for e in run)
         ]
@@ -185,6 +187,10 @@ class SttWorker(StreamWorker[Job]):
             )
             bus.publish_result(pipe, partial)
             return
+        if t.language_probability_scope != "hint" and t.language:
+            metrics.LANGUAGE_DETECTIONS.labels(t.language).inc()
+            if t.language_outside_set:
+                metrics.LANGUAGE_OUTSIDE_SET.labels(t.language_outside_set).inc()
         traceparent = self._trace_final(job, t)
         # An early (speculative) final is translated by the gateway once it is confirmed.
         wants_translation = bool(job.target_language and t.text.strip()) and not job.speculative
@@ -195,6 +201,8 @@ class SttWorker(StreamWorker[Job]):
             text=t.text,
             language=t.language,
             language_probability=round(t.language_probability, 4),
+            language_probability_scope=t.language_probability_scope,
+            language_outside_set=t.language_outside_set,
             start=job.start,
             end=job.end,
             words=words,

@@ -1,5 +1,6 @@
-"""Shared fixtures: a real Redis server (or a real Redis Cluster) on free ports, and the whole
-stack as processes."""
+"""Shared fixtures: a real Redis server (or a real Redis Cluster) on free ports, the whole stack
+as processes, and the margin recorder for assertions on a model's output (``--margins``,
+``make test-margins``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,6 +20,99 @@ from common.embedded_redis import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
+
+# ------------------------------------------------------------------ model-output margins
+#
+# A test that asserts on what a model produced (a WER, a detected language's probability, a
+# count of words) asserts through ``record_margin``: the check is the assertion itself, and
+# the value, the limit and the distance between them are kept for the table that
+# ``pytest --margins`` prints at the end.  A value that passes here but sits within
+# CLOSE_MARGIN of its limit is the one that fails on the next machine (other CPU kernels,
+# other library versions): the table shows it before a user's machine does.
+
+#: Relative distance to the limit under which a passing value is flagged as close.
+CLOSE_MARGIN = 0.2
+_MARGINS_KEY = pytest.StashKey[list["Margin"]]()
+
+
+@dataclass(frozen=True)
+class Margin:
+    """One asserted model-output value and its limit."""
+
+    test: str
+    name: str
+    value: float
+    limit: float
+    #: ``max``: the value must stay at or below the limit (a WER); ``min``: at or above it.
+    direction: Literal["max", "min"]
+
+    @property
+    def passed(self) -> bool:
+        return self.value <= self.limit if self.direction == "max" else self.value >= self.limit
+
+    @property
+    def margin(self) -> float:
+        """Distance to the limit relative to the limit (negative when failed)."""
+        gap = self.limit - self.value if self.direction == "max" else self.value - self.limit
+        return gap / abs(self.limit) if self.limit else gap
+
+
+def format_margins(margins: list[Margin]) -> str:
+    """The table printed by ``--margins``: tightest first."""
+    rows = sorted(margins, key=lambda m: m.margin)
+    width = max([len(f"{m.test} {m.name}") for m in rows] + [10])
+    lines = [f"{'assertion':<{width}}  {'value':>7}  {'limit':>9}  {'margin':>7}"]
+    for m in rows:
+        op = "<=" if m.direction == "max" else ">="
+        flag = "FAIL" if not m.passed else ("CLOSE" if m.margin < CLOSE_MARGIN else "")
+        label = f"{m.test} {m.name}"
+        lines.append(f"{label:<{width}}  {m.value:7.3f}  {op} {m.limit:6.3f}  {m.margin:7.1%}  {flag}".rstrip())
+    return "\n".join(lines)
+
+
+class MarginRecorder:
+    """``record_margin(name, value, limit, direction)``: assert and keep the value for the table."""
+
+    def __init__(self, test: str, sink: list[Margin]) -> None:
+        self._test = test
+        self._sink = sink
+
+    def __call__(self, name: str, value: float, limit: float, direction: Literal["max", "min"] = "max") -> None:
+        m = Margin(self._test, name, float(value), float(limit), direction)
+        self._sink.append(m)
+        op = "<=" if direction == "max" else ">="
+        assert m.passed, f"{name}: {m.value:.3f} is not {op} {m.limit:.3f}"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--margins",
+        action="store_true",
+        help="print each model-output value asserted through record_margin with its limit and margin",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_MARGINS_KEY] = []
+    config.addinivalue_line("markers", "model_output: asserts on a model's output (make test-margins)")
+
+
+@pytest.fixture
+def record_margin(request: pytest.FixtureRequest) -> MarginRecorder:
+    """Assert a model-output value against its limit and record it (see ``--margins``)."""
+    return MarginRecorder(request.node.nodeid.split("::", 1)[-1], request.config.stash[_MARGINS_KEY])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    margins = config.stash.get(_MARGINS_KEY, [])
+    if not config.getoption("--margins") or not margins:
+        return
+    isa = os.environ.get("CT2_FORCE_CPU_ISA") or "default"
+    terminalreporter.section(f"model-output margins (CT2_FORCE_CPU_ISA={isa})")
+    terminalreporter.write_line(format_margins(margins))
+    close = [m for m in margins if m.passed and m.margin < CLOSE_MARGIN]
+    if close:
+        terminalreporter.write_line(f"{len(close)} value(s) within {CLOSE_MARGIN:.0%} of their limit")
 
 
 @pytest.fixture(scope="session")

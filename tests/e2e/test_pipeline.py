@@ -76,7 +76,8 @@ def test_stack_is_healthy_and_serves_metrics(local_stack) -> None:
             assert r.status == 200
 
 
-def test_wav_file_transcribed_end_to_end(local_stack) -> None:
+@pytest.mark.model_output
+def test_wav_file_transcribed_end_to_end(local_stack, record_margin) -> None:
     reference = json.loads(FIXTURE.with_suffix(".json").read_text())
     messages, started = asyncio.run(stream_file(local_stack.ws_url))
     types = [m["type"] for m in messages]
@@ -86,7 +87,8 @@ def test_wav_file_transcribed_end_to_end(local_stack) -> None:
     hypothesis = normalise(" ".join(m["text"] for m in finals))
     truth = normalise(" ".join(u["text"] for u in reference["speech"]))
     wer = jiwer.wer(truth, hypothesis)
-    assert wer <= 0.2, (truth, hypothesis)
+    print("hypothesis:", hypothesis)
+    record_margin("WER", wer, 0.2)
     seqs = [m["seq"] for m in messages if "seq" in m]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     assert [m["segment_id"] for m in finals] == sorted({m["segment_id"] for m in finals},

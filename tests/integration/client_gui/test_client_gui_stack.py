@@ -27,7 +27,10 @@ CLIP = "en_weather"
 
 @pytest.mark.skipif(not (FIXTURES / f"{CLIP}.wav").exists(), reason="STT fixtures not generated")
 @pytest.mark.parametrize("mode", ["subtitles", "typing"])
-def test_smoke_mode_against_the_local_stack(local_stack: Any, tmp_path: Path, mode: str) -> None:
+@pytest.mark.model_output
+def test_smoke_mode_against_the_local_stack(
+    local_stack: Any, tmp_path: Path, mode: str, record_margin: Any
+) -> None:
     wav = FIXTURES / f"{CLIP}.wav"
     reference = json.loads((FIXTURES / "references.json").read_text())[CLIP]["text"]
     shot = tmp_path / f"{mode}.png"
@@ -48,5 +51,6 @@ def test_smoke_mode_against_the_local_stack(local_stack: Any, tmp_path: Path, mo
                                jiwer.RemoveMultipleSpaces(), jiwer.ReduceToListOfListOfWords()])
     error_rate = jiwer.wer(reference, " ".join(finals), reference_transform=transform,
                            hypothesis_transform=transform)
-    assert error_rate < 0.5, finals
+    print("finals:", finals)
+    record_margin("WER", error_rate, 0.5)
     assert shot.stat().st_size > 1000

@@ -184,7 +184,8 @@ async def test_language_switch_applies_to_the_next_utterance(idle_redis: Any, ma
         async with connect(url(gw)) as ws:
             ready = json.loads(await ws.recv())
             sid = ready["session_id"]
-            await ws.send(json.dumps({"type": "config", "source_language": "en", "target_language": "es"}))
+            await ws.send(json.dumps({"type": "config", "source_language": "en", "target_language": "es",
+                                      "source_languages": ["EN", "it"]}))
             ready2 = json.loads(await ws.recv())
             assert (ready2["source_language"], ready2["target_language"]) == ("en", "es")
             assert ready2["session_id"] == sid
@@ -199,6 +200,7 @@ async def test_language_switch_applies_to_the_next_utterance(idle_redis: Any, ma
                         jobs.append(job)
                 await asyncio.sleep(0.1)
             assert jobs and (jobs[0].source_language, jobs[0].target_language) == ("en", "es")
+            assert jobs[0].source_languages == ["en", "it"]  # the session's set, for the worker
     finally:
         await client.aclose()
 

@@ -61,3 +61,15 @@ def test_noise_alone_on_the_default_path_yields_no_text(base_path, make_engine, 
     for name, audio in NOISES.items():
         (t,) = engine.transcribe_batch([TranscribeRequest(audio, partial=partial)])
         assert t.text == "", (name, t)
+
+
+def test_noise_alone_with_the_deployment_language_set_yields_no_text(base_path, make_engine) -> None:
+    # The worker's default SOURCE_LANGUAGES: noise may be decoded in a language of the set
+    # instead of Whisper's first guess, but the guards judge doubt by the unrestricted
+    # probability, so restriction does not make noise look like confident speech.
+    from common.languages import DEFAULT_SOURCE_LANGUAGES
+
+    engine = make_engine(base_path, source_languages=DEFAULT_SOURCE_LANGUAGES, vad_filter=False)
+    for partial in (False, True):
+        out = engine.transcribe_batch([TranscribeRequest(audio, partial=partial) for audio in NOISES.values()])
+        assert [t.text for t in out] == [""] * len(NOISES), [(t.language, t.text) for t in out]

@@ -2,13 +2,15 @@
 
 Covers the worker shell: consumption through the group, results on ``results:{session}``,
 finals with a target language on ``transcriptions``, the heartbeat, and a worker killed with
-SIGKILL in the middle of a job whose final another worker then publishes.
+SIGKILL in the middle of a job whose final another worker then publishes, and (with base) a
+job whose ``source_languages`` restricts detection, counted on /metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -168,3 +170,57 @@ async def test_sigkill_mid_job_loses_nothing(server: EmbeddedRedis) -> None:
         stop(a)
         await pubsub.aclose()
         await client.aclose()
+
+
+def _job_with_languages(session: str, pcm: np.ndarray, languages: list[str] | None) -> dict[bytes | str, bytes]:
+    return bus.encode_audio_job(
+        bus.AudioJob(kind="final", session_id=session, utterance_index=0, segment_id=bus.segment_id(session, 0),
+                     start=0.0, end=len(pcm) / 16000, source_languages=languages, created_at=time.time()),
+        pcm,
+    )
+
+
+def _counter(text: str, name: str, language: str) -> float:
+    match = re.search(rf'^{name}\{{language="{language}"\}} ([0-9.e+]+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+@pytest.mark.model_output
+async def test_session_set_restricts_detection_and_metrics_count_it(tmp_path, record_margin) -> None:
+    """A job's ``source_languages`` restricts detection (base); /metrics counts it."""
+    with EmbeddedRedis() as server:
+        client = aioredis.Redis.from_url(server.url)
+        pubsub = client.pubsub()
+        await pubsub.subscribe(bus.results_channel("free"), bus.results_channel("set"))
+        proc, port = start_worker(server.url, 0, MODEL_SIZE="base", MODEL_CACHE_DIR=str(tmp_path),
+                                  SOURCE_LANGUAGES="all")
+        try:
+            await wait_ready(port, proc, timeout=180)
+            pcm = load("trap_it_buongiorno")
+            await client.xadd(bus.AUDIO_JOBS, _job_with_languages("free", pcm, None))
+            await client.xadd(bus.AUDIO_JOBS, _job_with_languages("set", pcm, ["it", "fr", "de"]))
+            finals: dict[str, bus.FinalResult] = {}
+            async with compat_timeout(120):
+                while len(finals) < 2:
+                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                    if msg:
+                        result = bus.decode_result(msg["data"])
+                        assert isinstance(result, bus.FinalResult)
+                        finals[result.session_id] = result
+            free, restricted = finals["free"], finals["set"]
+            assert free.language not in ("it", "fr", "de") and free.language_probability_scope == "all"
+            assert (restricted.language, restricted.language_probability_scope) == ("it", "set")
+            assert restricted.language_outside_set == free.language
+            assert restricted.language_probability is not None
+            record_margin("p(it | it,fr,de)", restricted.language_probability, 0.7, "min")
+            import aiohttp
+
+            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                text = await r.text()
+            assert _counter(text, "stt_language_detections_total", "it") == 1
+            assert _counter(text, "stt_language_detections_total", str(free.language)) == 1
+            assert _counter(text, "stt_language_outside_set_total", str(free.language)) == 1
+        finally:
+            stop(proc)
+            await pubsub.aclose()
+            await client.aclose()

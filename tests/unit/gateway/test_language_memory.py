@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.language_memory import StickyLanguage
-from stt_worker.engine import sticky_language
+from stt_worker.detection import choose_language
 
 
 def test_a_confident_detection_carries_over_and_a_doubtful_one_does_not_flip_it() -> None:
@@ -21,6 +21,7 @@ def test_a_confident_detection_carries_over_and_a_doubtful_one_does_not_flip_it(
 
 
 def test_the_worker_keeps_the_hint_over_a_doubtful_detection_only() -> None:
-    assert sticky_language("th", 0.31, "it") == ("it", 0.31)
-    assert sticky_language("es", 0.92, "it") == ("es", 0.92)
-    assert sticky_language("th", 0.31, None) == ("th", 0.31)
+    doubtful = [("th", 0.31), ("it", 0.2), ("es", 0.1)]
+    assert choose_language(doubtful, frozenset(), "it").language == "it"
+    assert choose_language([("es", 0.92), ("it", 0.05)], frozenset(), "it").language == "es"
+    assert choose_language(doubtful, frozenset(), None).language == "th"

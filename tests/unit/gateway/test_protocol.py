@@ -248,8 +248,8 @@ def test_server_messages_have_exactly_the_designed_fields() -> None:
     final = Final(segment_id="s1:0", text="hello", language="en", language_probability=0.9,
                   start=1.0, end=2.0, worker="w1", seq=3)
     assert keys(final) == {
-        "type", "segment_id", "text", "language", "language_probability", "start", "end",
-        "translation", "worker", "seq",
+        "type", "segment_id", "text", "language", "language_probability", "language_probability_scope",
+        "start", "end", "translation", "worker", "seq",
     }
     with_words = final.model_copy(update={"words": [Word(word="hello", start=1.0, end=2.0, probability=0.9)]})
     assert "words" in keys(with_words)

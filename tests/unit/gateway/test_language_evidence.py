@@ -1,0 +1,44 @@
+"""Session-level language evidence (gateway.language_evidence): the pure core."""
+
+from __future__ import annotations
+
+from gateway.language_evidence import MIN_EVIDENCE_SECONDS, SessionLanguage, hold_for_more_audio
+
+
+def test_a_short_first_piece_waits_for_more_audio_of_its_turn() -> None:
+    fresh = SessionLanguage()
+    assert hold_for_more_audio(fresh, 1.2, turn_ended=False)
+    assert not hold_for_more_audio(fresh, MIN_EVIDENCE_SECONDS, turn_ended=False)
+    # At the end of the turn there is no more audio to wait for.
+    assert not hold_for_more_audio(fresh, 1.2, turn_ended=True)
+
+
+def test_confidence_needs_both_probability_and_enough_speech() -> None:
+    s = SessionLanguage().observe("it", 0.95, 1.0, "set")
+    assert s.language == "it" and not s.confident  # sure, but on one second
+    assert hold_for_more_audio(s, 0.8, turn_ended=False)
+    assert s.hint is None
+    s = s.observe("it", 0.9, 3.0, "set")
+    assert s.confident and not hold_for_more_audio(s, 0.8, turn_ended=False)
+    assert s.hint == "it"  # what the session's jobs carry as language_hint
+    weak = SessionLanguage().observe("ja", 0.3, 4.0, "all")
+    assert not weak.confident
+
+
+def test_weak_evidence_does_not_replace_confident_evidence_but_a_confident_switch_does() -> None:
+    s = SessionLanguage().observe("it", 0.9, 3.0, "set")
+    assert s.observe("es", 0.5, 1.0, "set") == s
+    switched = s.observe("de", 0.92, 2.5, "set")
+    assert switched.language == "de" and switched.confident
+
+
+def test_without_confidence_the_better_supported_guess_is_kept() -> None:
+    s = SessionLanguage().observe("la", 0.4, 0.8, "all").observe("it", 0.6, 1.9, "set")
+    assert s.language == "it"
+    assert s.observe("ja", 0.5, 0.5, "all").language == "it"
+    assert s.observe(None, None, 3.0, None) == s
+
+
+def test_a_pinned_language_is_confident_at_once() -> None:
+    s = SessionLanguage().observe("it", 1.0, 0.5, "hint")
+    assert s.pinned and s.confident and not hold_for_more_audio(s, 0.5, turn_ended=False)
