@@ -48,7 +48,8 @@ def test_detected_language_is_shown_and_pinned_with_one_click(
     window.subtitle_button.click()
     qtbot.waitUntil(lambda: bool(recording_gateway.configs()), timeout=10000)
 
-    controller.handle_message(Final(segment_id="s:0", text="Buongiorno", language="it", language_probability=0.91, start=0.0, end=1.0))
+    controller.handle_message(Final(segment_id="s:0", text="Buongiorno", language="it", language_probability=0.91,
+                                    start=0.0, end=1.0))
     assert window.detected_label.text() == "Italian (it) · 91%"
     assert window.pin_button.isEnabled()
 
@@ -62,7 +63,8 @@ def test_detected_language_is_shown_and_pinned_with_one_click(
 
 def test_an_empty_final_or_an_unlisted_language_cannot_be_pinned(controller: Controller) -> None:
     window = controller.window
-    controller.handle_message(Final(segment_id="s:0", text="", language="it", language_probability=0.3, start=0.0, end=1.0))
+    controller.handle_message(Final(segment_id="s:0", text="", language="it", language_probability=0.3,
+                                    start=0.0, end=1.0))
     assert window.detected_language is None
     window.show_detected_language("la", 0.4)  # Latin: not in the client's list
     assert "la" in window.detected_label.text() and not window.pin_button.isEnabled()
