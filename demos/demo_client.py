@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError, FileNotFoundError) as exc:
         parser.error(str(exc))
     if args.soak is not None:
-        return soak.main(args, options, clips)
+        return soak.main(args, options, clips, run=run)
     records, wall = asyncio.run(run(options, clips))
     report = summarise(records, wall)
     print(format_report(report, heading(options)))

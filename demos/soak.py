@@ -221,9 +221,10 @@ async def audit_redis(url: str) -> dict[str, Any]:
 
 
 async def soak(run_options: RunOptions, clips: list[LoadedClip], options: SoakOptions,
-               on_round: Any = None) -> SoakResult:
-    """Rounds of one wave each until ``duration`` has passed (a started round finishes)."""
-    from demos.demo_client import run  # demo_client imports this module for its CLI
+               on_round: Any = None, *, run: Any) -> SoakResult:
+    """Rounds of one wave each until ``duration`` has passed (a started round finishes).
+
+    ``run`` is ``demo_client.run`` (passed in: demo_client imports this module for its CLI)."""
 
     one_wave = replace(run_options, batches=1, progress=False, wait=0.0)
     rounds: list[Round] = []
@@ -340,7 +341,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--metrics-token", default=None, help="bearer token of the ops port, if it has one")
 
 
-def main(args: argparse.Namespace, run_options: RunOptions, clips: list[LoadedClip]) -> int:
+def main(args: argparse.Namespace, run_options: RunOptions, clips: list[LoadedClip], *, run: Any) -> int:
     """Run the soak from parsed ``demo_client.py`` arguments; the process exit code."""
     if args.warmup_rounds < 0:
         raise ValueError("--warmup-rounds must be >= 0")
@@ -353,7 +354,8 @@ def main(args: argparse.Namespace, run_options: RunOptions, clips: list[LoadedCl
     print(f"Soak: {options.duration:.0f} s of rounds of {run_options.clients} clients, "
           f"clip {','.join(run_options.clips)}, {run_options.session.url}", flush=True)
     print(header(services), flush=True)
-    result = asyncio.run(soak(run_options, clips, options, lambda r: print(round_line(r, services), flush=True)))
+    result = asyncio.run(soak(run_options, clips, options, lambda r: print(round_line(r, services), flush=True),
+                              run=run))
     print(format_result(result, services, options))
     if args.json is not None:
         args.json.write_text(json.dumps(result.as_dict(), indent=2) + "\n")

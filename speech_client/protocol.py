@@ -101,6 +101,8 @@ class Config(_Message):
 
     type: Literal["config"] = "config"
     source_language: str | None = None
+    #: Narrows the deployment's SOURCE_LANGUAGES for detection; [] goes back to all of them.
+    source_languages: list[str] | None = None
     target_language: str | None = None
     sample_rate: int | None = None
     partials: bool | None = None

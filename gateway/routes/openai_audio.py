@@ -40,7 +40,7 @@ FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 FIELD_LIMIT = 4096  # bytes of any form field other than the file
 
 
-def _error(kind: type[web.HTTPException], message: str, *, code: str, param: str | None = None,
+def _api_error(kind: type[web.HTTPException], message: str, *, code: str, param: str | None = None,
            headers: dict[str, str] | None = None) -> web.HTTPException:
     err_type = "invalid_request_error" if kind.status_code < 500 else "server_error"
     return json_error(kind, code, message, headers=headers, type=err_type, param=param)
@@ -62,10 +62,10 @@ class AudioForm:
 async def _read_form(request: web.Request, max_bytes: int) -> AudioForm:
     """The multipart form, streamed: the file is cut off (413) as soon as it passes the limit."""
     if request.content_length is not None and request.content_length > max_bytes + 65536:
-        raise _error(web.HTTPRequestEntityTooLarge, f"the request is larger than {max_bytes} bytes",
+        raise _api_error(web.HTTPRequestEntityTooLarge, f"the request is larger than {max_bytes} bytes",
                      code="file_too_large", param="file")
     if not request.content_type.startswith("multipart/"):
-        raise _error(web.HTTPBadRequest, "send multipart/form-data with a 'file' field", code="invalid_request")
+        raise _api_error(web.HTTPBadRequest, "send multipart/form-data with a 'file' field", code="invalid_request")
     form = AudioForm()
     reader = await request.multipart()
     while (part := await reader.next()) is not None:
@@ -78,17 +78,17 @@ async def _read_form(request: web.Request, max_bytes: int) -> AudioForm:
             while chunk := await part.read_chunk(65536):
                 data += chunk
                 if len(data) > max_bytes:
-                    raise _error(web.HTTPRequestEntityTooLarge, f"the file is larger than {max_bytes} bytes",
+                    raise _api_error(web.HTTPRequestEntityTooLarge, f"the file is larger than {max_bytes} bytes",
                                  code="file_too_large", param="file")
             form.file = bytes(data)
             continue
         raw = await part.read(decode=True)
         if len(raw) > FIELD_LIMIT:
-            raise _error(web.HTTPBadRequest, f"field {name!r} is too long", code="invalid_value", param=name)
+            raise _api_error(web.HTTPBadRequest, f"field {name!r} is too long", code="invalid_value", param=name)
         value = raw.decode("utf-8", "replace").strip()
         _set_field(form, name, value)
     if not form.file:
-        raise _error(web.HTTPBadRequest, "the 'file' field is missing or empty", code="invalid_file", param="file")
+        raise _api_error(web.HTTPBadRequest, "the 'file' field is missing or empty", code="invalid_file", param="file")
     return form
 
 
@@ -97,14 +97,14 @@ def _set_field(form: AudioForm, name: str, value: str) -> None:
         form.model = value or form.model
     elif name == "language":
         if value and not (2 <= len(value) <= 3 and value.isalpha()):
-            raise _error(web.HTTPBadRequest, "language must be an ISO 639-1 code", code="invalid_value",
+            raise _api_error(web.HTTPBadRequest, "language must be an ISO 639-1 code", code="invalid_value",
                          param="language")
         form.language = value.lower() or None
     elif name == "prompt":
         form.prompt = value or None
     elif name == "response_format":
         if value not in FORMATS:
-            raise _error(web.HTTPBadRequest, f"response_format must be one of {', '.join(FORMATS)}",
+            raise _api_error(web.HTTPBadRequest, f"response_format must be one of {', '.join(FORMATS)}",
                          code="invalid_value", param="response_format")
         form.response_format = value
     elif name == "temperature":
@@ -113,11 +113,11 @@ def _set_field(form: AudioForm, name: str, value: str) -> None:
         except ValueError:
             form.temperature = -1.0
         if not 0.0 <= form.temperature <= 1.0:
-            raise _error(web.HTTPBadRequest, "temperature must be between 0 and 1", code="invalid_value",
+            raise _api_error(web.HTTPBadRequest, "temperature must be between 0 and 1", code="invalid_value",
                          param="temperature")
     elif name in ("timestamp_granularities[]", "timestamp_granularities"):
         if value not in ("word", "segment"):
-            raise _error(web.HTTPBadRequest, "timestamp_granularities are 'word' and 'segment'",
+            raise _api_error(web.HTTPBadRequest, "timestamp_granularities are 'word' and 'segment'",
                          code="invalid_value", param="timestamp_granularities")
         form.granularities.append(value)
     elif name == "stream":
@@ -187,16 +187,16 @@ async def _handle(request: web.Request, task: Literal["transcribe", "translate"]
         subject = request_subject(request, ctx.guard, ip)
     except JsonHTTPError as exc:  # the same 401, in OpenAI's shape
         code = json.loads(exc.text or "{}").get("error", {}).get("code", "invalid_token")
-        raise _error(web.HTTPUnauthorized, "a valid token is required (Authorization: Bearer ...)",
+        raise _api_error(web.HTTPUnauthorized, "a valid token is required (Authorization: Bearer ...)",
                      code=code, headers={"WWW-Authenticate": exc.headers.get("WWW-Authenticate", "Bearer")}) from None
     form = await _read_form(request, s.upload_max_bytes)
     try:
         pcm = await asyncio.to_thread(decode_to_pcm16k, form.file, s.upload_max_seconds)
     except UnreadableAudio as exc:
-        raise _error(web.HTTPBadRequest, f"the file is not audio we can read: {exc}", code="invalid_file",
+        raise _api_error(web.HTTPBadRequest, f"the file is not audio we can read: {exc}", code="invalid_file",
                      param="file") from None
     except AudioTooLong as exc:
-        raise _error(web.HTTPRequestEntityTooLarge, str(exc), code="audio_too_long", param="file") from None
+        raise _api_error(web.HTTPRequestEntityTooLarge, str(exc), code="audio_too_long", param="file") from None
     duration = len(pcm) / 16000
     pieces = await asyncio.to_thread(cut_pieces, pcm, s, ctx.silero)
     charge = None
@@ -215,10 +215,10 @@ async def _handle(request: web.Request, task: Literal["transcribe", "translate"]
         async for final in runner.run(pieces):
             finals.append(final)
     except QuotaRefused as exc:
-        raise _error(web.HTTPTooManyRequests, exc.refusal.message, code=exc.refusal.code,
+        raise _api_error(web.HTTPTooManyRequests, exc.refusal.message, code=exc.refusal.code,
                      headers=exc.refusal.retry_after_header()) from None
     except UploadFailed as exc:
-        raise _error(web.HTTPServiceUnavailable, str(exc), code="stt_unavailable") from None
+        raise _api_error(web.HTTPServiceUnavailable, str(exc), code="stt_unavailable") from None
     return _response(form, task, duration, finals)
 
 

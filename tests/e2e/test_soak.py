@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from common.keyaudit import audit_keys
-from demos.demo_client import DEFAULT_AUDIO_DIR, RunOptions, load_clips
+from demos.demo_client import DEFAULT_AUDIO_DIR, RunOptions, load_clips, run
 from demos.session import SessionOptions
 from demos.soak import SoakOptions, soak
 
@@ -43,7 +43,7 @@ def test_short_soak_keeps_the_gateway_flat_and_every_session_key_expiring(local_
             text = response.read().decode()
         series[rnd.index] = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
 
-    result = asyncio.run(soak(run_options, clips, options, count_series))
+    result = asyncio.run(soak(run_options, clips, options, count_series, run=run))
     assert len(result.rounds) == 5
     # No label per session: 30 more sessions after warm-up add no series (a code seen for
     # the first time may add a few, a per-session label would add dozens).

@@ -86,14 +86,14 @@ def _k8s_docs() -> list[dict[str, Any]]:
     return [d for p in sorted(K8S.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
 
 
-def test_servicemonitor_selects_the_three_metrics_services_on_their_health_port() -> None:
+def test_servicemonitor_selects_the_four_metrics_services_on_their_health_port() -> None:
     [monitor] = list(yaml.safe_load_all((PROM / "servicemonitors.yaml").read_text()))
     assert monitor["kind"] == "ServiceMonitor"
     selector = monitor["spec"]["selector"]["matchLabels"]
     services = [d for d in _k8s_docs() if d["kind"] == "Service"
                 and selector.items() <= d["metadata"].get("labels", {}).items()]
     assert sorted(s["metadata"]["name"] for s in services) == [
-        "gateway-metrics", "stt-worker-metrics", "translation-worker-metrics"]
+        "gateway-metrics", "stt-worker-metrics", "transcript-store-metrics", "translation-worker-metrics"]
     for service in services:
         assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
         assert service["spec"].get("clusterIP") == "None"  # headless: prometheus.k8s.yml's SRV records

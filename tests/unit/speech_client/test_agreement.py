@@ -32,6 +32,7 @@ FULL: dict[str, gateway.ServerMessage] = {
                            start=0.1, end=0.9, words=WORDS, translation=None, worker="stt-1", seq=11),
     "translation": gateway.Translation(segment_id="s-1:3", text="Hallo.", source_language="en",
                                        target_language="de", worker="mt-1", seq=12),
+    "turn_end": gateway.TurnEnd(segment_id="s-1:3", start=0.1, end=0.9, seq=13),
     "error": gateway.Error(code="overloaded", message="busy", segment_id="s-1:4", seq=13),
     "done": gateway.Done(seq=14),
     "pong": gateway.Pong(id="p1", t=1234.5, seq=None),
@@ -44,6 +45,7 @@ MINIMAL: dict[str, gateway.ServerMessage] = {
     "realtime": gateway.Realtime(segment_id="s-1:0", text=""),
     "final": gateway.Final(segment_id="s-1:0", text="", start=0.0, end=0.0),
     "translation": gateway.Translation(segment_id="s-1:0", text="", target_language="es"),
+    "turn_end": gateway.TurnEnd(segment_id="s-1:0", start=0.0, end=0.0),
     "error": gateway.Error(code="bad_json", message="x"),
     "done": gateway.Done(),
     "pong": gateway.Pong(),
@@ -63,7 +65,7 @@ def _gateway_server_models() -> dict[str, type[gateway.ServerMessage]]:
 CLIENT_MODELS: dict[str, type[Any]] = {
     m.model_fields["type"].default: m
     for m in (client.Ready, client.Vad, client.Realtime, client.Final, client.Translation,
-              client.Error, client.Done, client.Pong)
+              client.TurnEnd, client.Error, client.Done, client.Pong)
 }
 
 
