@@ -10,7 +10,8 @@ from common.runner import StackOptions, plan
 
 def test_cluster_mode_is_passed_to_every_service() -> None:
     specs = plan(StackOptions(stt_workers=2, redis_cluster=True), "redis://127.0.0.1:7000/0")
-    assert [s.module for s in specs] == ["gateway", "stt_worker", "stt_worker", "translation_worker", "transcript_store"]
+    assert [s.module for s in specs] == [
+        "gateway", "stt_worker", "stt_worker", "translation_worker", "transcript_store"]
     assert all(s.env["REDIS_CLUSTER"] == "true" and s.env["REDIS_URL"] == "redis://127.0.0.1:7000/0"
                for s in specs)
 
