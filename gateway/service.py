@@ -116,7 +116,11 @@ class GatewayService(Service):
         )
         ctx = self.ctx
         try:
-            await ws.prepare(request)
+            try:
+                await ws.prepare(request)
+            except ConnectionError:  # the client went away during its own handshake
+                log.debug("client left during the WebSocket handshake")
+                return ws
             sock = ClientSocket(ws, ip)
             if self.stopping.is_set():
                 await sock.close(1001, "gateway stopping")
