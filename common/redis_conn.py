@@ -214,6 +214,9 @@ class ResultPipeline:
     def xadd(self, name: str, fields: dict[Any, Any], **kwargs: Any) -> None:
         self._pipe.xadd(name, fields, **kwargs)
 
+    def expire(self, name: str, seconds: int) -> None:
+        self._pipe.expire(name, seconds)
+
     async def execute(self) -> None:
         await self._pipe.execute()
         for channel, data in self._publishes or ():

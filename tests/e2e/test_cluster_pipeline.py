@@ -279,9 +279,9 @@ def test_a_master_killed_mid_session_fails_over_and_loses_no_final(cluster_stack
     """SIGKILL the master holding the session's job shard; its replica is
     promoted, services follow the new slot map, every final still arrives once.
 
-    The gateway's pub/sub connection is on some node; if that node died, results published
-    before it resubscribed would be lost (pub/sub is at-most-once: tracker issue 13, defect 4,
-    owned by the gateway core). So this picks a session whose keys live on a master without it.
+    Results travel on per-session result streams (at-least-once, issue 13 defect 4), so the
+    victim may hold any of the session's keys; the test still picks a master that holds no
+    pub/sub client, as it did when results were pub/sub, so both failure modes stay covered.
     """
     cluster = cluster_stack.cluster
 

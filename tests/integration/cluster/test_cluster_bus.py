@@ -23,7 +23,7 @@ from common.compat import timeout as compat_timeout
 from common.consumer import ConsumerOptions, Entry
 from common.embedded_cluster import EmbeddedCluster
 from common.heartbeat import Heartbeat, live_instances
-from common.redis_conn import connect_with, is_cluster
+from common.redis_conn import ResultPipeline, connect_with, is_cluster
 from common.settings import CommonSettings
 from common.sharded_consumer import ShardedConsumer
 from gateway.limits import AudioQuota, SubjectSessions
@@ -83,13 +83,16 @@ async def test_session_state_log_and_limits_work_across_slots(
     store = SessionStore(cluster_client, ttl_seconds=60, log_maxlen=100)
     sessions = [f"s{i:02d}" for i in range(12)]
     for sid in sessions:
-        # save() is a MULTI/EXEC over the session hash: one slot thanks to the hash tag.
-        await store.save(sid, SessionConfig(target_language="es"), next_seq=1, next_utterance=0, gateway="g")
-        await store.record(sid, {"type": "final", "seq": 1, "text": sid}, next_seq=2, next_utterance=1)
+        # create() is a MULTI/EXEC over the session hash, write() a script over the hash and the
+        # log: one slot each thanks to the hash tag.
+        await store.create(sid, "g-1", SessionConfig(target_language="es"), owner="alice", secret="x")
+        assert await store.write(sid, "g-1", {"next_seq": 2, "next_utterance": 1},
+                                 {"type": "final", "seq": 1, "text": sid})
     for sid in sessions:
-        loaded = await store.load(sid)
+        loaded = await store.claim(sid, "g-2")  # a resume elsewhere: the old holder is fenced
         assert loaded is not None and loaded.next_seq == 2 and loaded.config.target_language == "es"
-        assert [m["text"] for m in await store.replay(sid, 0)] == [sid]
+        assert [m["text"] for m in await store.log(sid)] == [sid]
+        assert not await store.write(sid, "g-1", {"next_seq": 3})
     # The sessions' keys are spread over every master, each session's keys on one of them.
     homes = {master_of(redis_cluster, bus.session_key(s)) for s in sessions}
     assert homes == set(redis_cluster.master_ports())
@@ -185,9 +188,11 @@ async def test_a_worker_reads_only_its_shard_subset(cluster_client: aioredis.Red
     assert sum([int(await cluster_client.xlen(s)) for s in others]) == len(sessions) - len(wanted)
 
 
-async def test_router_gets_results_published_for_sessions_on_every_master(
+async def test_router_gets_results_for_sessions_on_every_master(
     redis_cluster: EmbeddedCluster, cluster_client: aioredis.Redis
 ) -> None:
+    """Each session's result stream sits on its own slot: one XREAD cannot span them, so the
+    router polls them in one cluster pipeline; sessions on all three masters get their results."""
     publisher = await connect_with(settings_for(redis_cluster))
     router = ResultRouter(cluster_client)
     await router.start()
@@ -196,13 +201,14 @@ async def test_router_gets_results_published_for_sessions_on_every_master(
     try:
         for sid in sessions:
             got[sid] = []
-            await router.subscribe(sid, f"conn-{sid}", lambda r, sid=sid: got[sid].append(r.text))  # type: ignore[misc, union-attr]
-        assert len({master_of(redis_cluster, bus.results_channel(s)) for s in sessions}) == 3
+            await router.attach(sid, f"conn-{sid}", lambda r, sid=sid: got[sid].append(r.text))  # type: ignore[misc, union-attr]
+        assert len({master_of(redis_cluster, bus.result_stream_key(s)) for s in sessions}) == 3
         for sid in sessions:
             result = bus.FinalResult(session_id=sid, segment_id=f"{sid}:0", utterance_index=0, text=f"for {sid}",
                                      start=0, end=1)
-            # Classic PUBLISH on a cluster reaches subscribers on any node (it is broadcast).
-            await publisher.publish(bus.results_channel(sid), bus.encode_result(result))
+            async with ResultPipeline(publisher) as pipe:
+                bus.publish_result(pipe, result)
+                await pipe.execute()
         async with compat_timeout(10):
             while any(not v for v in got.values()):
                 await asyncio.sleep(0.02)
@@ -255,10 +261,9 @@ async def test_jobs_survive_a_master_failover() -> None:
         assert set(seen) == {bus.segment_id(sid, i) for i in range(10)}
 
 
-async def test_router_resubscribes_after_the_node_holding_its_subscription_dies() -> None:
-    """The gateway's result subscription sits on one node. Kill that node: the router must
-    subscribe again elsewhere and route later results (results published in the gap are
-    lost, pub/sub being at-most-once: issue 13, defect 4)."""
+async def test_router_loses_no_result_when_the_master_of_a_result_stream_dies() -> None:
+    """SIGKILL the master holding a session's result stream: its replica is promoted, and every
+    result written before, during (the writer retries) and after the failover arrives once."""
     with EmbeddedCluster(masters=3, replicas=1, node_timeout_ms=1000) as cluster:
         router_client = await connect_with(settings_for(cluster))
         publisher = await connect_with(settings_for(cluster))
@@ -266,29 +271,33 @@ async def test_router_resubscribes_after_the_node_holding_its_subscription_dies(
         await router.start()
         got: list[str] = []
         try:
-            await router.subscribe("s1", "conn-1", lambda r: got.append(r.text))  # type: ignore[union-attr]
+            await router.attach("s1", "conn-1", lambda r: got.append(r.text))  # type: ignore[union-attr]
 
-            def final(text: str) -> str:
-                return bus.encode_result(bus.FinalResult(session_id="s1", segment_id="s1:0", utterance_index=0,
-                                                         text=text, start=0, end=1))
+            async def write(index: int) -> None:
+                result = bus.FinalResult(session_id="s1", segment_id=f"s1:{index}", utterance_index=index,
+                                         text=f"r{index}", start=0, end=1)
+                async with ResultPipeline(publisher) as pipe:
+                    bus.publish_result(pipe, result)
+                    await pipe.execute()
 
-            await publisher.publish(bus.results_channel("s1"), final("before"))
+            for index in range(3):
+                await write(index)
             async with compat_timeout(10):
-                while "before" not in got:
+                while len(got) < 3:
                     await asyncio.sleep(0.02)
-            holders = [p for p in cluster.ports
-                       if any(int(c.get("sub", 0)) > 0 for c in cluster.client(p).client_list())]
-            assert len(holders) == 1
-            cluster.kill(holders[0])
+            from redis.crc import key_slot
 
-            async def delivered() -> None:
-                while "after" not in got:
-                    await publisher.publish(bus.results_channel("s1"), final("after"))
-                    await asyncio.sleep(0.2)
-
-            await asyncio.wait_for(delivered(), 30)
-            alive = [p for p in cluster.ports if cluster.node_on(p).pid]
-            assert any(any(int(c.get("sub", 0)) > 0 for c in cluster.client(p).client_list()) for p in alive)
+            slot = key_slot(bus.result_stream_key("s1").encode())
+            old = cluster.port_for_slot(slot)
+            assert old is not None
+            cluster.kill(old)
+            for index in range(3, 6):
+                await write(index)
+            assert cluster.wait_failover(slot, old) != old
+            async with compat_timeout(30):
+                while len(got) < 6:
+                    await asyncio.sleep(0.05)
+            assert got == [f"r{i}" for i in range(6)]
         finally:
             await router.close()
             await publisher.aclose()
