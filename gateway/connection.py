@@ -3,12 +3,12 @@
 The core decides; this class carries data and executes its actions. Four parts:
 
 * reader: client frames -> parse -> core (``run``);
-* driver: entries of the session's result stream (from the router) and a timer set to the
+* driver: entries of the session's result stream (from the router), and a timer set to the
   core's next deadline (``_driver``);
 * sender: a bounded queue to the socket; a client that stops reading fills it and is closed
   (1008) instead of growing the gateway's memory (``_sender``);
-* Redis adapter: the session's writes and jobs in one ordered queue (``_writer``), so log
-  entries land in seq order; a refused (fenced) write means another connection took over.
+* Redis adapter (:class:`gateway.session_writer.SessionWriter`): the session's writes and
+  jobs in one ordered queue; a refused (fenced) write means another connection took over.
 
 Core calls never overlap (one lock), so a big frame segmented in a worker thread cannot race
 a tick. A part that fails is logged with its traceback and the client is closed with 1011
@@ -33,6 +33,7 @@ from gateway.admission import Refused, authenticate
 from gateway.client_socket import ClientSocket, SocketClosed
 from gateway.context import GatewayContext
 from gateway.limits import Admission, AudioMeter
+from gateway.session_writer import Failed, Fenced, SessionWriter
 from gateway.sessions import new_secret
 
 log = logging.getLogger(__name__)
@@ -48,17 +49,6 @@ def _clock() -> sc.Clock:
     return sc.Clock(time.monotonic(), time.time())
 
 
-class _Fenced:
-    """The writer's note: a write was refused, another connection holds the session."""
-
-
-class _Failed:
-    """A write or job the writer could not do: the core decides what it means."""
-
-    def __init__(self, action: sc.Action) -> None:
-        self.action = action
-
-
 class Connection:
     def __init__(self, ctx: GatewayContext, ws: ClientSocket, admission: Admission | None = None) -> None:
         self.ctx = ctx
@@ -70,7 +60,8 @@ class Connection:
         self.core = self._core(uuid.uuid4().hex)
         self.send_queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=ctx.settings.send_queue_size)
         self.inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()  # (session id, result | note | ...)
-        self.writes: asyncio.Queue[sc.Action | None] = asyncio.Queue()
+        self.writer = SessionWriter(ctx, self.slot, lambda: self.core.session_id,
+                                    lambda sid, item: self.inbox.put_nowait((sid, item)))
         self.closed = False
         self._lock = asyncio.Lock()
         self._armed = 0.0  # the deadline the driver's timer is set to
@@ -98,7 +89,7 @@ class Connection:
         await self.ctx.store.create(core.session_id, self.slot, core.config,
                                     owner=self.lease.subject if self.lease else "", secret=core.resume_secret or "")
         await self._attach(core.session_id)
-        for part in (self._sender(), self._writer(), self._driver()):
+        for part in (self._sender(), self.writer.run(), self._driver()):
             self._tasks.append(task := asyncio.create_task(part))
             task.add_done_callback(self._part_ended)
         try:
@@ -168,22 +159,20 @@ class Connection:
         """Take over a stored session, only for its owner; anyone else gets ``unknown_session``
         and neither the session nor its holder notices."""
         assert msg.session_id is not None
-        store, session_id = self.ctx.store, msg.session_id
-        stored = await store.load(session_id)
-        if stored is None or not stored.owned_by(self.lease.subject if self.lease else None, msg.resume_secret):
+        session_id = msg.session_id
+        taken = await self.ctx.store.take_over(session_id, self.slot, self.lease.subject if self.lease else None,
+                                               msg.resume_secret)  # from now on the old holder cannot write
+        if taken is None:
             metrics.SESSIONS_TOTAL.labels("unknown_resume").inc()
             return self.core.error(protocol.ErrorCode.UNKNOWN_SESSION,
                                    "that session is unknown, expired or not yours; this one goes on")
-        claimed = await store.claim(session_id, self.slot)  # from now on the old holder cannot write
-        if claimed is None:
-            return self.core.error(protocol.ErrorCode.UNKNOWN_SESSION, "that session has just expired")
-        logged = await store.log(session_id)
+        claimed, logged = taken
         self.ctx.router.detach(self.core.session_id, self.slot)
         self.core, replay = sc.SessionCore.resumed(
             self.ctx.settings, claimed, logged, msg.last_seq or 0, clock,
             **self._core_options(None if self.lease else msg.resume_secret))
         await self._attach(session_id)
-        self.writes.put_nowait(sc.Note(f"{sc.TAKEOVER} {self.slot}"))
+        self.writer.put(sc.Note(f"{sc.TAKEOVER} {self.slot}"))
         metrics.SESSIONS_TOTAL.labels("resumed").inc()
         return replay
 
@@ -206,9 +195,9 @@ class Connection:
                 core, clock = self.core, _clock()
                 if item is None:
                     actions = core.tick(clock)
-                elif isinstance(item, _Fenced):
+                elif isinstance(item, Fenced):
                     actions = core.taken_over()
-                elif isinstance(item, _Failed):
+                elif isinstance(item, Failed):
                     actions = self._failed(item.action, clock)
                 elif session_id != core.session_id:
                     continue  # for the session this connection left on resume
@@ -234,7 +223,7 @@ class Connection:
             elif isinstance(action, sc.Close):
                 await self._close_socket(action.code, action.reason)
             else:
-                self.writes.put_nowait(action)
+                self.writer.put(action)
 
     async def _put(self, message: dict[str, Any], replay: bool = False) -> None:
         if self.closed:
@@ -273,25 +262,6 @@ class Connection:
                 self.send_queue.task_done()
         self.send_queue.task_done()
 
-    async def _writer(self) -> None:
-        """The Redis adapter: the session's writes and jobs, one at a time, in order."""
-        ctx = self.ctx
-        while (action := await self.writes.get()) is not None:
-            session_id = self.core.session_id
-            try:
-                if isinstance(action, sc.Write):
-                    if not await ctx.store.write(session_id, self.slot, action.fields, action.message):
-                        self.inbox.put_nowait((session_id, _Fenced()))
-                elif isinstance(action, sc.QueueAudio):
-                    await ctx.redis.xadd(bus.AUDIO_JOBS, bus.encode_audio_job(action.job, action.audio))
-                elif isinstance(action, sc.QueueTranslation):
-                    await ctx.redis.xadd(bus.TRANSCRIPTIONS, bus.encode_transcription_job(action.job))
-                elif isinstance(action, sc.Note):
-                    await ctx.router.note(session_id, action.text)
-            except RETRYABLE as exc:
-                log.warning("a session write failed (%s): %s", type(action).__name__, exc.__class__.__name__)
-                self.inbox.put_nowait((session_id, _Failed(action)))
-
     async def going_away(self) -> None:
         """The gateway is stopping: tell the client so it reconnects elsewhere and resumes."""
         with contextlib.suppress(SocketClosed):
@@ -303,7 +273,7 @@ class Connection:
         async with self._lock:
             self.closed = True
             await self._do(self.core.detach())
-        self.writes.put_nowait(None)
+        self.writer.stop()
         if len(self._tasks) > 1:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._tasks[1]), WRITER_FLUSH_SECONDS)
