@@ -74,7 +74,7 @@ class Connection:
 
     def _core_options(self, secret: str | None) -> dict[str, Any]:
         return {"silero": self.ctx.silero, "queue_depth": lambda: self.ctx.queue_depth, "lease": self.lease,
-                "resume_secret": secret, "gateway": self.ctx.name, "holder": self.slot}
+                "resume_secret": secret, "holder": self.slot}
 
     async def run(self) -> None:
         try:

@@ -136,7 +136,6 @@ class SessionCore:
         queue_depth: Callable[[], int] = lambda: 0,
         lease: AuthLease | None = None,
         resume_secret: str | None = None,
-        gateway: str = "",
         holder: str = "",
     ) -> None:
         s = settings
@@ -150,7 +149,6 @@ class SessionCore:
         self.units: dict[int, Unit] = {}
         self.lease = lease
         self.resume_secret = resume_secret
-        self.gateway = gateway
         self.holder = holder  # the connection driving this core (its takeover notes are its own)
         # A resumed core reads its stream from the start: takeover notes count only after its own.
         self._takeovers_count = True
@@ -364,7 +362,7 @@ class SessionCore:
             segment_id=bus.segment_id(self.session_id, index), start=round(utt.start, 3), end=round(utt.end, 3),
             source_language=c.source_language, target_language=c.target_language,
             prompt=self.last_final or None, word_timestamps=c.word_timestamps, created_at=clock.wall,
-            speech_end_at=self._wall_at(utt.end, clock), speculative=speculative, gateway=self.gateway,
+            speech_end_at=self._wall_at(utt.end, clock), speculative=speculative,
         )
 
     def _queue_final(self, utt: UtteranceReady, clock: Clock) -> list[Action]:
@@ -460,7 +458,6 @@ class SessionCore:
             partial_seq=decision.partial_seq, segment_id=bus.segment_id(self.session_id, decision.index),
             start=round(self.segmenter.current_start or 0.0, 3), end=round(self.segmenter.now, 3),
             source_language=self.config.source_language, target_language=None, created_at=clock.wall,
-            gateway=self.gateway,
         )
         metrics.PARTIAL_JOBS.labels("queued").inc()
         return [QueueAudio(job, audio)]
