@@ -573,12 +573,12 @@ class SessionCore:
     def deadline(self, clock: Clock) -> float:
         """The next ``now`` at which :meth:`tick` has something to do (for the shell's timer)."""
         s = self.settings
-        times = [self.started + s.max_session_seconds]
+        times = [clock.now + 3600.0]  # nothing due: look again in an hour
         if self.lease is not None:
             exp = self.lease.expires_at
             times.append(clock.now + (exp if clock.wall < exp else exp + self.lease.grace_seconds) - clock.wall)
         if self.phase is Phase.OPEN:
-            times.append(self.last_message + s.idle_timeout_seconds)
+            times += [self.started + s.max_session_seconds, self.last_message + s.idle_timeout_seconds]
             due = self.scheduler.next_due()
             if due is not None:
                 times.append(due)

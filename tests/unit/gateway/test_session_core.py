@@ -297,3 +297,19 @@ def test_ready_carries_the_resume_secret_and_config_changes_are_written() -> Non
     assert isinstance(ready, Send) and ready.message["resume_secret"] == "sekrit"
     out = core.on_config(protocol.ConfigMessage(target_language="de"))
     assert isinstance(out[0], Write) and out[0].fields["config"].target_language == "de"
+
+
+def test_an_ending_session_waits_for_its_results_without_spinning() -> None:
+    """Past MAX_SESSION_SECONDS the session ends; while its last final is on its way the
+    timer's next deadline is the orderer's wait, not a moment already past."""
+    world = World()
+    short = GatewaySettings(use_silero=False, early_final_seconds=0, max_session_seconds=1.0)
+    core = SessionCore(short, SID, world.clock)
+    core.on_segments([SpeechStarted(0.0, 0), UtteranceReady(0, 0.0, 0.5, np.zeros(160, dtype=np.int16), "silence")],
+                     world.clock)
+    world.now += 2.0
+    out = core.tick(world.clock)
+    assert core.phase is Phase.ENDING
+    assert [a.message["code"] for a in out if isinstance(a, Send) and a.message["type"] == "error"] == [
+        "session_too_long"]
+    assert core.deadline(world.clock) > world.now + 1.0
