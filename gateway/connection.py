@@ -179,14 +179,15 @@ class Connection:
     async def _driver(self) -> None:
         """Results and notes in, and the core's clock: ``tick`` at its next deadline."""
         renewed = time.monotonic()
+        loop = asyncio.get_running_loop()
         while not self.closed:
             clock = _clock()
             self._armed = self.core.deadline(clock)
             wait = min(max(0.0, self._armed - clock.now), RENEW_SECONDS)
-            try:
-                session_id, item = await asyncio.wait_for(self.inbox.get(), wait)
-            except asyncio.TimeoutError:
-                session_id, item = "", None
+            # A timer item rather than wait_for: no task per wake-up on the result path.
+            timer = loop.call_later(wait, self.inbox.put_nowait, ("", None))
+            session_id, item = await self.inbox.get()
+            timer.cancel()
             if self.lease is not None and time.monotonic() - renewed > RENEW_SECONDS:
                 renewed = time.monotonic()
                 with contextlib.suppress(*RETRYABLE):

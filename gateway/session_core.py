@@ -389,7 +389,8 @@ class SessionCore:
             metrics.REFUSED.labels("overloaded").inc()
             return out + self._stand_in(index, FINAL, "overloaded",
                                         "the transcription queue is full; this utterance was not transcribed", clock)
-        return [*out, QueueAudio(self._final_job(utt, index, clock), utt.audio)]
+        # The job first: the write of the counter must not delay it by a round trip.
+        return [QueueAudio(self._final_job(utt, index, clock), utt.audio), *out]
 
     def queue_failed(self, job: bus.AudioJob, clock: Clock) -> list[Action]:
         """The shell could not put a job on the bus (Redis unreachable)."""
