@@ -167,6 +167,7 @@ class SessionCore:
         self.errors_sent: set[str] = set()
         self._confirmed_early: dict[int, float] = {}  # notes seen: index -> speech end
         self._queued_next = 0  # one past the highest index whose final job went (or was refused)
+        self._floor = 0  # finals below this were sent by an earlier holder (resume)
 
     @classmethod
     def resumed(
@@ -177,6 +178,7 @@ class SessionCore:
         core = cls(settings, stored.session_id, clock, config=stored.config, **kw)
         core.base = core._queued_next = stored.next_utterance
         core._takeovers_count = False
+        core._floor = stored.delivered_below
         core.last_final = stored.last_final
         max_logged = max((int(m.get("seq", 0)) for m in logged), default=0)
         core.seq = max(stored.next_seq - 1, last_seq, max_logged)
@@ -477,8 +479,8 @@ class SessionCore:
         if isinstance(result, bus.FinalResult) and result.speculative:
             return self._on_early_result(result, clock)
         if isinstance(result, bus.FinalResult):
-            if index is None or (index < self.base and index not in self.orderer.pending_finals()):
-                return []  # an earlier holder's, already sent (or given up on)
+            if index is None or index < self._floor:
+                return []  # an earlier holder sent it (or gave up on it); the orderer knows the rest
             if self.orderer.add_final(index, protocol.final_from_bus(result).to_dict(), clock.now,
                                       result.translation_expected):
                 self._observe_final(result, clock)
@@ -634,8 +636,8 @@ class SessionCore:
         return out
 
     def _counters(self) -> dict[str, Any]:
-        pending = self.orderer.pending_finals()
-        return {"next_seq": self.seq + 1, "delivered_below": pending[0] if pending else self._queued_next}
+        unsent = self.orderer.first_unsent_final()
+        return {"next_seq": self.seq + 1, "delivered_below": self._queued_next if unsent is None else unsent}
 
     def _send(self, message: dict[str, Any]) -> list[Action]:
         self.seq += 1
