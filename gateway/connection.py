@@ -3,12 +3,12 @@
 The core decides; this class carries data and executes its actions. Four parts:
 
 * reader: client frames -> parse -> core (``run``);
-* driver: entries of the session's result stream (from the router) and a timer set to the
+* driver: entries of the session's result stream (from the router), and a timer set to the
   core's next deadline (``_driver``);
 * sender: a bounded queue to the socket; a client that stops reading fills it and is closed
   (1008) instead of growing the gateway's memory (``_sender``);
-* Redis adapter: the session's writes and jobs in one ordered queue (``_writer``), so log
-  entries land in seq order; a refused (fenced) write means another connection took over.
+* Redis adapter (:class:`gateway.session_writer.SessionWriter`): the session's writes and
+  jobs in one ordered queue; a refused (fenced) write means another connection took over.
 
 Core calls never overlap (one lock), so a big frame segmented in a worker thread cannot race
 a tick. A part that fails is logged with its traceback and the client is closed with 1011
@@ -27,13 +27,14 @@ from typing import Any
 from common import bus, tracing
 from common.auth import AuthError, AuthLease
 from common.redis_conn import RETRYABLE
-from gateway import metrics, protocol, transcript_feed
+from gateway import metrics, protocol
 from gateway import session_core as sc
 from gateway.admission import Refused, authenticate
 from gateway.client_socket import ClientSocket, SocketClosed
 from gateway.context import GatewayContext
 from gateway.limits import Admission, AudioMeter
-from gateway.sessions import SessionConfig, new_secret
+from gateway.session_writer import Failed, Fenced, SessionWriter
+from gateway.sessions import new_secret
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +49,6 @@ def _clock() -> sc.Clock:
     return sc.Clock(time.monotonic(), time.time())
 
 
-class _Fenced:
-    """The writer's note: a write was refused, another connection holds the session."""
-
-
-class _Failed:
-    """A write or job the writer could not do: the core decides what it means."""
-
-    def __init__(self, action: sc.Action) -> None:
-        self.action = action
-
-
 class Connection:
     def __init__(self, ctx: GatewayContext, ws: ClientSocket, admission: Admission | None = None) -> None:
         self.ctx = ctx
@@ -70,7 +60,9 @@ class Connection:
         self.core = self._core(uuid.uuid4().hex)
         self.send_queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=ctx.settings.send_queue_size)
         self.inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()  # (session id, result | note | ...)
-        self.writes: asyncio.Queue[sc.Action | None] = asyncio.Queue()
+        self.writer = SessionWriter(ctx, self.slot, lambda: self.core.session_id,
+                                    lambda sid, item: self.inbox.put_nowait((sid, item)),
+                                    lambda: self.lease.subject if self.lease else None)
         self.closed = False
         self._lock = asyncio.Lock()
         self._armed = 0.0  # the deadline the driver's timer is set to
@@ -83,7 +75,7 @@ class Connection:
 
     def _core_options(self, secret: str | None) -> dict[str, Any]:
         return {"silero": self.ctx.silero, "queue_depth": lambda: self.ctx.queue_depth, "lease": self.lease,
-                "resume_secret": secret, "gateway": self.ctx.name, "holder": self.slot}
+                "resume_secret": secret, "holder": self.slot}
 
     async def run(self) -> None:
         try:
@@ -97,9 +89,9 @@ class Connection:
         core = self.core
         await self.ctx.store.create(core.session_id, self.slot, core.config,
                                     owner=self.lease.subject if self.lease else "", secret=core.resume_secret or "")
-        await self._feed_store(core.session_id, {"config": core.config}, None)
+        await self.writer.feed_store(core.session_id, {"config": core.config}, None)
         await self._attach(core.session_id)
-        for part in (self._sender(), self._writer(), self._driver()):
+        for part in (self._sender(), self.writer.run(), self._driver()):
             self._tasks.append(task := asyncio.create_task(part))
             task.add_done_callback(self._part_ended)
         try:
@@ -169,36 +161,35 @@ class Connection:
         """Take over a stored session, only for its owner; anyone else gets ``unknown_session``
         and neither the session nor its holder notices."""
         assert msg.session_id is not None
-        store, session_id = self.ctx.store, msg.session_id
-        stored = await store.load(session_id)
-        if stored is None or not stored.owned_by(self.lease.subject if self.lease else None, msg.resume_secret):
+        session_id = msg.session_id
+        taken = await self.ctx.store.take_over(session_id, self.slot, self.lease.subject if self.lease else None,
+                                               msg.resume_secret)  # from now on the old holder cannot write
+        if taken is None:
             metrics.SESSIONS_TOTAL.labels("unknown_resume").inc()
             return self.core.error(protocol.ErrorCode.UNKNOWN_SESSION,
                                    "that session is unknown, expired or not yours; this one goes on")
-        claimed = await store.claim(session_id, self.slot)  # from now on the old holder cannot write
-        if claimed is None:
-            return self.core.error(protocol.ErrorCode.UNKNOWN_SESSION, "that session has just expired")
-        logged = await store.log(session_id)
+        claimed, logged = taken
         self.ctx.router.detach(self.core.session_id, self.slot)
         self.core, replay = sc.SessionCore.resumed(
             self.ctx.settings, claimed, logged, msg.last_seq or 0, clock,
             **self._core_options(None if self.lease else msg.resume_secret))
         await self._attach(session_id)
-        self.writes.put_nowait(sc.Note(f"{sc.TAKEOVER} {self.slot}"))
+        self.writer.put(sc.Note(f"{sc.TAKEOVER} {self.slot}"))
         metrics.SESSIONS_TOTAL.labels("resumed").inc()
         return replay
 
     async def _driver(self) -> None:
         """Results and notes in, and the core's clock: ``tick`` at its next deadline."""
         renewed = time.monotonic()
+        loop = asyncio.get_running_loop()
         while not self.closed:
             clock = _clock()
             self._armed = self.core.deadline(clock)
             wait = min(max(0.0, self._armed - clock.now), RENEW_SECONDS)
-            try:
-                session_id, item = await asyncio.wait_for(self.inbox.get(), wait)
-            except asyncio.TimeoutError:
-                session_id, item = "", None
+            # A timer item rather than wait_for: no task per wake-up on the result path.
+            timer = loop.call_later(wait, self.inbox.put_nowait, ("", None))
+            session_id, item = await self.inbox.get()
+            timer.cancel()
             if self.lease is not None and time.monotonic() - renewed > RENEW_SECONDS:
                 renewed = time.monotonic()
                 with contextlib.suppress(*RETRYABLE):
@@ -207,9 +198,9 @@ class Connection:
                 core, clock = self.core, _clock()
                 if item is None:
                     actions = core.tick(clock)
-                elif isinstance(item, _Fenced):
+                elif isinstance(item, Fenced):
                     actions = core.taken_over()
-                elif isinstance(item, _Failed):
+                elif isinstance(item, Failed):
                     actions = self._failed(item.action, clock)
                 elif session_id != core.session_id:
                     continue  # for the session this connection left on resume
@@ -237,7 +228,7 @@ class Connection:
             elif isinstance(action, sc.Close):
                 await self._close_socket(action.code, action.reason)
             else:
-                self.writes.put_nowait(action)
+                self.writer.put(action)
 
     async def _put(self, message: dict[str, Any], replay: bool = False) -> None:
         if self.closed:
@@ -276,44 +267,6 @@ class Connection:
                 self.send_queue.task_done()
         self.send_queue.task_done()
 
-    async def _writer(self) -> None:
-        """The Redis adapter: the session's writes and jobs, one at a time, in order."""
-        ctx = self.ctx
-        while (action := await self.writes.get()) is not None:
-            session_id = self.core.session_id
-            try:
-                if isinstance(action, sc.Write):
-                    if not await ctx.store.write(session_id, self.slot, action.fields, action.message):
-                        self.inbox.put_nowait((session_id, _Fenced()))
-                    else:
-                        await self._feed_store(session_id, action.fields, action.message)
-                elif isinstance(action, sc.QueueAudio):
-                    job = action.job
-                    if job.kind == "final":  # one trace per final job (common/tracing.py); partials are not traced
-                        job = tracing.start_utterance(job, {"segment_id": job.segment_id})
-                    await ctx.redis.xadd(bus.audio_jobs_stream(job.session_id), bus.encode_audio_job(job, action.audio))
-                    metrics.JOB_AUDIO_SECONDS.labels(job.kind).inc(len(action.audio) / 16000)
-                elif isinstance(action, sc.QueueTranslation):
-                    await ctx.redis.xadd(bus.transcriptions_stream(action.job.session_id),
-                                         bus.encode_transcription_job(action.job))
-                elif isinstance(action, sc.Note):
-                    await ctx.router.note(session_id, action.text)
-            except RETRYABLE as exc:
-                log.warning("a session write failed (%s): %s", type(action).__name__, exc.__class__.__name__)
-                self.inbox.put_nowait((session_id, _Failed(action)))
-
-    async def _feed_store(self, session_id: str, fields: dict[str, Any], message: dict[str, Any] | None) -> None:
-        """The transcript store's copy: the owner on a config write, each final and translation sent."""
-        records: list[bus.TranscriptRecord] = []
-        config = fields.get("config")
-        if isinstance(config, SessionConfig):
-            subject = self.lease.subject if self.lease else None
-            records.append(transcript_feed.session_record(session_id, config, subject, self.ctx.name))
-        if message is not None and (record := transcript_feed.result_record(session_id, message)) is not None:
-            records.append(record)
-        for record in records:
-            await bus.add_transcript(self.ctx.redis, record)
-
     async def going_away(self) -> None:
         """The gateway is stopping: tell the client so it reconnects elsewhere and resumes."""
         with contextlib.suppress(SocketClosed):
@@ -325,7 +278,7 @@ class Connection:
         async with self._lock:
             self.closed = True
             await self._do(self.core.detach())
-        self.writes.put_nowait(None)
+        self.writer.stop()
         if len(self._tasks) > 1:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._tasks[1]), WRITER_FLUSH_SECONDS)

@@ -164,6 +164,13 @@ class ResultOrderer(Generic[T]):
         """Utterances whose final is expected and not yet sent, in order (handed over on resume)."""
         return sorted(index for index, kind in self._pending if kind == FINAL)
 
+    def first_unsent_final(self) -> int | None:
+        """The lowest utterance whose final was expected and not sent: still awaited, or given
+        up on (a resume expects it again: it may still come)."""
+        unsent = [i for i, kind in self._pending if kind == FINAL]
+        unsent += [i for i, kind in self._skipped if kind == FINAL]
+        return min(unsent, default=None)
+
     @property
     def waiting_for(self) -> Key | None:
         """The (utterance index, kind) at the head of the line, if any."""

@@ -109,7 +109,8 @@ class PartialScheduler:
         return self._index
 
     def next_due(self) -> float | None:
-        """When ``poll`` could next send (for the caller's timer); None when nothing is pending."""
+        """When ``poll`` could next send; None when nothing is pending. In use: the session
+        core's ``deadline`` sets the connection's timer with it (issue 13), keep it."""
         if self._index is None or not self._enabled:
             return None
         if self._inflight is not None:

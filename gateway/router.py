@@ -179,6 +179,8 @@ class ResultRouter:
                         self._dispatch(session_id, _s(entry_id), fields)
                     except Exception:
                         log.exception("a result callback failed")
+            # Let the connections just handed results run before the next read is sent.
+            await asyncio.sleep(0)
 
     async def close(self) -> None:
         """Stop the reader: woken through its wake stream, since cancelling a blocked read

@@ -136,7 +136,6 @@ class SessionCore:
         queue_depth: Callable[[], int] = lambda: 0,
         lease: AuthLease | None = None,
         resume_secret: str | None = None,
-        gateway: str = "",
         holder: str = "",
     ) -> None:
         s = settings
@@ -150,7 +149,6 @@ class SessionCore:
         self.units: dict[int, Unit] = {}
         self.lease = lease
         self.resume_secret = resume_secret
-        self.gateway = gateway
         self.holder = holder  # the connection driving this core (its takeover notes are its own)
         # A resumed core reads its stream from the start: takeover notes count only after its own.
         self._takeovers_count = True
@@ -172,6 +170,7 @@ class SessionCore:
         self.language = StickyLanguage()  # source_language auto: the session's confident language
         self._gateway_translates: set[int] = set()  # units whose translation the gateway queues
         self._last_partial: bus.PartialResult | None = None  # language and worker of pause commits
+        self._floor = 0  # finals below this were sent by an earlier holder (resume)
 
     @classmethod
     def resumed(
@@ -182,6 +181,7 @@ class SessionCore:
         core = cls(settings, stored.session_id, clock, config=stored.config, **kw)
         core.base = core._queued_next = stored.next_utterance
         core._takeovers_count = False
+        core._floor = stored.delivered_below
         core.last_final = stored.last_final
         core.turns = core._new_turns(stored.next_utterance, stored.last_final)
         max_logged = max((int(m.get("seq", 0)) for m in logged), default=0)
@@ -437,7 +437,8 @@ class SessionCore:
             word_timestamps=c.word_timestamps, commit=commit.reason if self.turns.enabled else None,
             created_at=clock.wall, speech_end_at=speech_end_at,
         )
-        return [*out, QueueAudio(job, span.audio)]
+        # The job first: the write of the counter must not delay it by a round trip.
+        return [QueueAudio(job, span.audio), *out]
 
     def _commit_words(self, action: CommitWords, partial: bus.PartialResult | None, clock: Clock) -> list[Action]:
         """Agreed words of the partial hypotheses: a final now, from the gateway itself."""
@@ -533,8 +534,8 @@ class SessionCore:
         index = result.utterance_index
         pre: list[Action] = []
         if isinstance(result, bus.FinalResult):
-            if index is None or (index < self.base and index not in self.orderer.pending_finals()):
-                return []  # an earlier holder's, already sent (or given up on)
+            if index is None or index < self._floor:
+                return []  # an earlier holder sent it (or gave up on it); the orderer knows the rest
             if result.commit is not None and self.turns.expects(index):
                 result, pre = self._committed_final(result, clock)
             if self.orderer.add_final(index, protocol.final_from_bus(result).to_dict(), clock.now,
@@ -630,12 +631,12 @@ class SessionCore:
     def deadline(self, clock: Clock) -> float:
         """The next ``now`` at which :meth:`tick` has something to do (for the shell's timer)."""
         s = self.settings
-        times = [self.started + s.max_session_seconds]
+        times = [clock.now + 3600.0]  # nothing due: look again in an hour
         if self.lease is not None:
             exp = self.lease.expires_at
             times.append(clock.now + (exp if clock.wall < exp else exp + self.lease.grace_seconds) - clock.wall)
         if self.phase is Phase.OPEN:
-            times.append(self.last_message + s.idle_timeout_seconds)
+            times += [self.started + s.max_session_seconds, self.last_message + s.idle_timeout_seconds]
             due = self.scheduler.next_due()
             if due is not None:
                 times.append(due)
@@ -690,8 +691,8 @@ class SessionCore:
         return out
 
     def _counters(self) -> dict[str, Any]:
-        pending = self.orderer.pending_finals()
-        return {"next_seq": self.seq + 1, "delivered_below": pending[0] if pending else self._queued_next}
+        unsent = self.orderer.first_unsent_final()
+        return {"next_seq": self.seq + 1, "delivered_below": self._queued_next if unsent is None else unsent}
 
     def _send(self, message: dict[str, Any]) -> list[Action]:
         self.seq += 1

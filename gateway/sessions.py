@@ -130,6 +130,17 @@ class SessionStore:
             return None
         return _parse(session_id, dict(zip(raw[::2], raw[1::2], strict=True)))
 
+    async def take_over(
+        self, session_id: str, holder: str, subject: str | None, secret: str | None
+    ) -> tuple[StoredSession, list[dict[str, Any]]] | None:
+        """Claim the session for ``holder`` if ``subject`` / ``secret`` owns it; its state and
+        whole log as they stand at the claim. None (nothing touched) for anyone else."""
+        stored = await self.load(session_id)
+        if stored is None or not stored.owned_by(subject, secret):
+            return None
+        claimed = await self.claim(session_id, holder)
+        return None if claimed is None else (claimed, await self.log(session_id))
+
     async def write(
         self, session_id: str, holder: str, fields: dict[str, Any], message: dict[str, Any] | None = None
     ) -> bool:

@@ -176,3 +176,26 @@ async def test_partials_continue_when_speech_resumes_after_a_pause(make_gateway:
     assert len(finals) >= 2 and "coffee" not in norm(finals[0]["text"])
     partial_texts = [norm(m["text"]) for m in got if m["type"] == "realtime"]
     assert any("coffee" in t for t in partial_texts), partial_texts
+
+
+async def test_no_session_id_in_warning_lines(idle_redis: Any, make_gateway: Any, caplog: Any) -> None:
+    """Defect 1: session ids were in WARNING lines (malformed results, failed writes). A
+    session id no longer resumes a session by itself, but it stays out of the logs."""
+    import logging
+
+    admin = aioredis.Redis.from_url(idle_redis.url)
+    gw = await make_gateway(idle_redis.url, stt_send_interval=100.0)
+    try:
+        with caplog.at_level(logging.WARNING):
+            async with connect(url(gw)) as ws:
+                sid = (await recv_json(ws))["session_id"]
+                await admin.xadd(bus.result_stream_key(sid), {"r": "not a result"})
+                await admin.client_kill_filter(_type="normal")
+                await send_audio(ws, clip("en_weather"), speed=20)
+                await ws.send(json.dumps({"type": "flush"}))
+                await still_answers(ws)
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert any("malformed" in r.getMessage() for r in warnings)
+        assert not [r.getMessage() for r in warnings if sid in r.getMessage()]
+    finally:
+        await admin.aclose()
