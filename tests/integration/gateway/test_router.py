@@ -93,38 +93,34 @@ async def test_two_holders_of_one_session_each_read_from_their_own_position(redi
         await redis.aclose()
 
 
-async def test_a_subscribe_right_after_start_is_routed(redis_server, redis_client) -> None:  # type: ignore[no-untyped-def]
-    """The reader's first turn may come while the first SUBSCRIBE is on its way (a fresh client
-    still connecting); it used to read a pub/sub without a connection then, and die (no result
-    routed ever after)."""
+async def test_an_attach_right_after_start_is_routed(redis_server, redis_client) -> None:  # type: ignore[no-untyped-def]
+    """The reader's first turn may come while a fresh client is still connecting; it must not
+    die then (no result routed ever after)."""
     import redis.asyncio as aioredis
 
     fresh = aioredis.Redis.from_url(redis_server.url)  # no connection made yet
     router = ResultRouter(fresh)
     await router.start()
-    got: list[str] = []
+    got: list[Any] = []
     try:
-        await router.subscribe("early", "conn", lambda r: got.append(r.text))  # type: ignore[union-attr]
-        await redis_client.publish(bus.results_channel("early"), final("early", "routed"))
-        await wait_for(lambda: got == ["routed"])
+        await router.attach("early", "conn", got.append)
+        await publish(redis_client, final("early", "routed"))
+        await wait_for(lambda: texts(got) == ["routed"])
         assert router._task is not None and not router._task.done()
     finally:
         await router.close()
         await fresh.aclose()
 
 
-async def test_finished_sessions_leave_no_channel_in_the_pubsub(redis_client) -> None:  # type: ignore[no-untyped-def]
-    """After many sessions come and go, the shared pub/sub holds only the live ones."""
+async def test_finished_sessions_leave_nothing_in_the_router(redis_client) -> None:  # type: ignore[no-untyped-def]
+    """After many sessions come and go, the router reads only the live ones' streams."""
     router = ResultRouter(redis_client)
     await router.start()
     try:
-        await router.subscribe("keeper", "k", lambda r: None)
+        await router.attach("keeper", "k", lambda r: None)
         for i in range(200):
-            await router.subscribe(f"s{i}", "h", lambda r: None)
-            await router.unsubscribe(f"s{i}", "h")
-        pubsub = router._pubsub
-        assert pubsub is not None
-        await wait_for(lambda: len(pubsub.channels) == 1 and not pubsub.pending_unsubscribe_channels)
-        assert router.local_holders("keeper") == 1 and len(router._holders) == 1
+            await router.attach(f"s{i}", "h", lambda r: None)
+            router.detach(f"s{i}", "h")
+        assert list(router._sessions) == ["keeper"] and list(router._sessions["keeper"]) == ["k"]
     finally:
         await router.close()
