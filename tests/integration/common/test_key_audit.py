@@ -33,17 +33,21 @@ async def test_session_state_limits_and_logs_all_expire(private_redis: aioredis.
     store = SessionStore(redis_client, ttl_seconds=60, log_maxlen=100)
     for i in range(20):
         sid = f"s{i}"
-        await store.save(sid, SessionConfig(), next_seq=1, next_utterance=0, gateway="g")
-        await store.record(sid, {"type": "final", "seq": 1, "text": "hi"}, next_seq=2, next_utterance=1)
-        await store.touch(sid, next_seq=2, next_utterance=1)
+        await store.create(sid, "g-1", SessionConfig(), owner="", secret="x")
+        await store.write(sid, "g-1", {"next_seq": 2, "next_utterance": 1}, {"type": "final", "seq": 1, "text": "hi"})
+        async with redis_client.pipeline(transaction=False) as pipe:  # what a worker writes
+            bus.publish_result(pipe, bus.FinalResult(session_id=sid, segment_id=f"{sid}:0", utterance_index=0,
+                                                     text="hi", start=0, end=1))
+            await pipe.execute()
     slots = SubjectSessions(redis_client, limit=5)
     await slots.acquire("alice", "slot-1")
     await AudioQuota(redis_client, 60).charge("alice", 1.5)
     audit = await audit_keys(redis_client)
-    assert audit.session_keys == 42  # 20 sessions x (state + log), a slot set, a quota minute
+    assert audit.session_keys == 62  # 20 sessions x (state + log + results), a slot set, a quota minute
     assert audit.session_keys_without_ttl == ()
-    assert 0 < audit.longest_session_ttl_seconds <= 121
+    assert 0 < audit.longest_session_ttl_seconds <= bus.RESULT_STREAM_TTL_SECONDS
     assert audit.by_prefix["session:"] == 20 and audit.by_prefix["session_log:"] == 20
+    assert audit.by_prefix["result_stream:"] == 20
 
 
 async def test_the_audit_catches_a_session_key_without_ttl(private_redis: aioredis.Redis) -> None:
