@@ -18,7 +18,6 @@ when it is not a WebSocket upgrade. The WebSocket itself answers on any path, as
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -122,7 +121,3 @@ def build_app(ctx: GatewayContext, websocket: Handler,
     app.router.add_get("/{tail:.*}", root)
     return app
 
-
-def openapi_document(app: web.Application) -> str:
-    """The merged OpenAPI document, as served (for tests and docs)."""
-    return json.dumps({"openapi": "3.1.0", "info": OPENAPI_INFO, "paths": app[OPENAPI_PATHS]})
