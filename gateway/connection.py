@@ -5,8 +5,8 @@ The core decides; this class carries data and executes its actions. Four parts:
 * reader: client frames -> parse -> core (``run``);
 * driver: entries of the session's result stream (from the router), and a timer set to the
   core's next deadline (``_driver``);
-* sender: a bounded queue to the socket; a client that stops reading fills it and is closed
-  (1008) instead of growing the gateway's memory (``_sender``);
+* sender: :class:`gateway.outbox.Outbox`, a bounded queue to the socket; a client that stops
+  reading fills it and is closed (1008) instead of growing the gateway's memory;
 * Redis adapter (:class:`gateway.session_writer.SessionWriter`): the session's writes and
   jobs in one ordered queue; a refused (fenced) write means another connection took over.
 
@@ -30,18 +30,17 @@ from common.redis_conn import RETRYABLE
 from gateway import metrics, protocol
 from gateway import session_core as sc
 from gateway.admission import Refused, authenticate
-from gateway.client_socket import ClientSocket, SocketClosed
+from gateway.client_socket import ClientSocket
 from gateway.context import GatewayContext
 from gateway.limits import Admission, AudioMeter
+from gateway.outbox import Outbox
 from gateway.session_writer import Failed, Fenced, SessionWriter
 from gateway.sessions import new_secret
 
 log = logging.getLogger(__name__)
 
 BIG_FRAME_SAMPLES = 16000  # bigger frames are segmented in a worker thread
-CLOSE_FLUSH_SECONDS = 0.5  # what a closing connection waits for its queued sends
-WRITER_FLUSH_SECONDS = 2.0  # ... and for its last writes (well inside the shutdown budget)
-REPLAY_SEND_SECONDS = 10.0  # a resuming client must take its replay within this
+WRITER_FLUSH_SECONDS = 2.0  # what a closing connection waits for its last writes (inside the shutdown budget)
 RENEW_SECONDS = 20.0  # how often the subject's session slot is renewed
 
 
@@ -58,16 +57,18 @@ class Connection:
         self.lease: AuthLease | None = None
         self.audio_meter: AudioMeter | None = None
         self.core = self._core(uuid.uuid4().hex)
-        self.send_queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=ctx.settings.send_queue_size)
+        self.outbox = Outbox(ws, ctx.settings.send_queue_size)
         self.inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()  # (session id, result | note | ...)
         self.writer = SessionWriter(ctx, self.slot, lambda: self.core.session_id,
                                     lambda sid, item: self.inbox.put_nowait((sid, item)),
                                     lambda: self.lease.subject if self.lease else None)
-        self.closed = False
         self._lock = asyncio.Lock()
         self._armed = 0.0  # the deadline the driver's timer is set to
         self._tasks: list[asyncio.Task[Any]] = []  # sender, writer, driver
-        self._closing: list[asyncio.Future[Any]] = []  # socket closes under way
+
+    @property
+    def closed(self) -> bool:
+        return self.outbox.closed
 
     def _core(self, session_id: str) -> sc.SessionCore:
         secret = None if self.ctx.guard.auth_enabled else new_secret()
@@ -91,7 +92,7 @@ class Connection:
                                     owner=self.lease.subject if self.lease else "", secret=core.resume_secret or "")
         await self.writer.feed_store(core.session_id, {"config": core.config}, None)
         await self._attach(core.session_id)
-        for part in (self._sender(), self.writer.run(), self._driver()):
+        for part in (self.outbox.run(), self.writer.run(), self._driver()):
             self._tasks.append(task := asyncio.create_task(part))
             task.add_done_callback(self._part_ended)
         try:
@@ -116,8 +117,7 @@ class Connection:
         log.error("a session part failed; closing the connection (the client may resume)",
                   exc_info=task.exception())
         metrics.REFUSED.labels("internal_error").inc()
-        self.closed = True
-        self._closing.append(asyncio.ensure_future(self.ws.close(1011, "internal error; resume the session")))
+        self.outbox.close_now(1011, "internal error; resume the session")
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -201,7 +201,7 @@ class Connection:
                 elif isinstance(item, Fenced):
                     actions = core.taken_over()
                 elif isinstance(item, Failed):
-                    actions = self._failed(item.action, clock)
+                    actions = core.write_failed(item.action, clock)
                 elif session_id != core.session_id:
                     continue  # for the session this connection left on resume
                 elif isinstance(item, str):
@@ -212,71 +212,31 @@ class Connection:
                     actions = core.on_result(item, clock)
                 await self._do(actions)
 
-    def _failed(self, action: sc.Action, clock: sc.Clock) -> list[sc.Action]:
-        if isinstance(action, sc.QueueAudio):
-            return self.core.queue_failed(action.job, clock)
-        if isinstance(action, sc.QueueTranslation) and action.job.utterance_index is not None:
-            return self.core.translation_failed(action.job.utterance_index, clock)
-        return []  # a log write or a note: the session goes on, a resume may miss it
-
     # -- actions --------------------------------------------------------------------------
 
     async def _do(self, actions: list[sc.Action]) -> None:
         for action in actions:
             if isinstance(action, sc.Send):
-                await self._put(action.message, action.replay)
+                if not await self.outbox.put(bus.dumps(action.message), replay=action.replay):
+                    metrics.REFUSED.labels("slow_consumer").inc()
+                    log.warning("a client is not reading its results; disconnecting it")
+                    await self._do(self.core.detach())
+                    self.outbox.close_now(1008, "client not reading its results")
             elif isinstance(action, sc.Close):
-                await self._close_socket(action.code, action.reason)
+                await self.outbox.close(action.code, action.reason)
             else:
                 self.writer.put(action)
 
-    async def _put(self, message: dict[str, Any], replay: bool = False) -> None:
-        if self.closed:
-            return
-        data = bus.dumps(message)
-        try:
-            if replay:  # the whole log is replayed, at the pace the client reads it
-                await asyncio.wait_for(self.send_queue.put(data), REPLAY_SEND_SECONDS)
-            else:
-                self.send_queue.put_nowait(data)
-        except (asyncio.QueueFull, asyncio.TimeoutError):
-            metrics.REFUSED.labels("slow_consumer").inc()
-            log.warning("a client is not reading its results; disconnecting it")
-            await self._do(self.core.detach())
-            self.closed = True
-            self._closing.append(asyncio.ensure_future(self.ws.close(1008, "client not reading its results")))
-
-    async def _close_socket(self, code: int, reason: str) -> None:
-        """Send what is queued (bounded: a stalled client is not waited for), then close."""
-        if self.closed:
-            return
-        self.closed = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self.send_queue.put_nowait(None)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.send_queue.join(), CLOSE_FLUSH_SECONDS)
-        self._closing.append(asyncio.ensure_future(self.ws.close(code, reason)))
-
-    async def _sender(self) -> None:
-        while (data := await self.send_queue.get()) is not None:
-            try:
-                await self.ws.send(data)
-            except SocketClosed:
-                return
-            finally:
-                self.send_queue.task_done()
-        self.send_queue.task_done()
-
     async def going_away(self) -> None:
         """The gateway is stopping: tell the client so it reconnects elsewhere and resumes."""
-        with contextlib.suppress(SocketClosed):
-            await self.ws.close(1001, "gateway restarting; reconnect and resume")
+        self.outbox.close_now(1001, "gateway restarting; reconnect and resume")
+        await self.outbox.settle()
 
     async def _close(self) -> None:
         """The socket is gone: write the counters, stop reading results, give the slot back.
         Results still on their way stay in the session's result stream for a resume."""
         async with self._lock:
-            self.closed = True
+            self.outbox.closed = True  # the socket is gone: nothing more to send
             await self._do(self.core.detach())
         self.writer.stop()
         if len(self._tasks) > 1:
@@ -284,8 +244,7 @@ class Connection:
                 await asyncio.wait_for(asyncio.shield(self._tasks[1]), WRITER_FLUSH_SECONDS)
         for task in self._tasks:
             task.cancel()
-        if self._closing:
-            await asyncio.wait(self._closing, timeout=CLOSE_FLUSH_SECONDS)
+        await self.outbox.settle()
         self.ctx.router.detach(self.core.session_id, self.slot)
         if self.lease is not None:
             with contextlib.suppress(*RETRYABLE):

@@ -471,6 +471,14 @@ class SessionCore:
             created_at=clock.wall, speech_end_at=final.speech_end_at,
         )
 
+    def write_failed(self, action: Action, clock: Clock) -> list[Action]:
+        """Redis would not take one of this session's writes or jobs."""
+        if isinstance(action, QueueAudio):
+            return self.queue_failed(action.job, clock)
+        if isinstance(action, QueueTranslation) and action.job.utterance_index is not None:
+            return self.translation_failed(action.job.utterance_index, clock)
+        return []  # a log write or a note: the session goes on, a resume may miss it
+
     def queue_failed(self, job: bus.AudioJob, clock: Clock) -> list[Action]:
         """The shell could not put a job on the bus (Redis unreachable)."""
         if job.kind == "partial":

@@ -37,4 +37,4 @@ async def test_full_send_queue_disconnects_the_client() -> None:
     await asyncio.sleep(0)  # the close runs in the background
     await asyncio.sleep(0)
     assert ws.closed_with is not None and ws.closed_with[0] == 1008
-    assert conn.send_queue.qsize() == 8  # bounded: nothing more was queued
+    assert conn.outbox.queue.qsize() == 8  # bounded: nothing more was queued
