@@ -4,7 +4,9 @@ as processes, and the margin recorder for assertions on a model's output (``--ma
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -92,8 +94,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _dump_asyncio_tasks(signum: int, frame: object) -> None:
+    """SIGUSR1: print every task of the running event loop with its stack (a hung async test
+    or fixture shows only the loop's epoll wait in a thread dump)."""
+    loop = asyncio._get_running_loop()
+    tasks = asyncio.all_tasks(loop) if loop is not None else set()
+    print(f"\n--- {len(tasks)} asyncio task(s) ---", file=sys.stderr, flush=True)
+    for task in tasks:
+        task.print_stack(file=sys.stderr)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_MARGINS_KEY] = []
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, _dump_asyncio_tasks)
     config.addinivalue_line("markers", "model_output: asserts on a model's output (make test-margins)")
 
 
