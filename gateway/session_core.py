@@ -561,10 +561,10 @@ class SessionCore:
                                       result.translation_expected):
                 unit = self._observe_final(result, clock)
                 if result.text.strip():
-                    # A final of an earlier holder (resume) has no unit here: its whole span.
-                    seconds = unit.speech_seconds if unit and unit.speech_seconds is not None else None
-                    self._observe_language(result.language, result.language_probability,
-                                           result.end - result.start if seconds is None else seconds,
+                    seconds = unit.speech_seconds if unit is not None else None
+                    if seconds is None:  # a final queued by an earlier holder (resume): its whole span
+                        seconds = result.end - result.start
+                    self._observe_language(result.language, result.language_probability, seconds,
                                            result.language_probability_scope)
         elif isinstance(result, bus.TranslationResult):
             if index is not None:
