@@ -316,6 +316,8 @@ class PartialResult(_Message):
     text: str
     language: str | None = None
     language_probability: float | None = None
+    #: As on a final (set, all, hint); the gateway weighs the tail's detection as evidence.
+    language_probability_scope: Literal["set", "all", "hint"] | None = None
     translation: str | None = None
     words: list[Word] | None = Field(default=None, description="With times in session seconds, on request.")
     audio_start: float | None = Field(default=None, description="The job's audio span, session seconds.")
@@ -336,7 +338,8 @@ class FinalResult(_Message):
     language_probability_scope: Literal["set", "all", "hint"] | None = Field(
         default=None,
         description="set: renormalised over the session's source languages; all: over every "
-        "language the model knows; hint: the client named the language.",
+        "language the model knows; hint: given, not detected (the client named the language, or "
+        "the model is English-only).",
     )
     #: The language unrestricted detection would have answered, when it is outside the set.
     language_outside_set: str | None = None

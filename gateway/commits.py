@@ -23,6 +23,13 @@ Three ways to commit (reason in :attr:`Commit.reason`):
 At the end of the turn (:meth:`CommitPolicy.end_turn`) whatever speech is still uncommitted is
 committed (reason ``turn_end``) through a final job.
 
+Holding a piece back (issue 20): a pause or agreement commit may be refused by the caller's
+``hold`` (given the piece's seconds of speech, see :meth:`CommitPolicy.speech_seconds`), while
+the session's language is not known yet and the piece is too short to detect it on
+(:func:`gateway.language_evidence.hold_for_more_audio`). Nothing moves then: the piece stays
+uncommitted and the next commit of the turn takes it with more audio. Cuts (``max_length``)
+and the end of the turn are never held, so the uncommitted audio stays bounded.
+
 Partial jobs carry only the audio from :meth:`CommitPolicy.tail_start` (the commit point minus
 ``overlap_seconds``), so their cost does not grow with the turn. Words a hypothesis repeats from
 the overlap are removed (:func:`trim_overlap`), by time and by matching the committed text.
@@ -31,13 +38,15 @@ the overlap are removed (:func:`trim_overlap`), by time and by matching the comm
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 _NORM = re.compile(r"[^\w']+", re.UNICODE)
 SENTENCE_END = (".", "?", "!")
 CommitReason = Literal["pause", "agreement", "max_length", "turn_end"]
+#: Given a would-be piece's seconds of speech: True keeps it uncommitted for now.
+Hold = Callable[[float], bool]
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,9 @@ class CommitPolicy:
     options: CommitOptions
     #: Where the turn's audio begins (pre-roll included): the first commit span starts here.
     turn_start: float
+    #: Where the turn's speech begins (its confirmed onset; None: at ``turn_start``). The
+    #: pre-roll before it is not speech a language could be detected on.
+    speech_start: float | None = None
     commit_at: float = field(init=False)
     #: Committed words of this turn (for the prompt and for overlap removal).
     committed: list[HypWord] = field(default_factory=list)
@@ -136,6 +148,12 @@ class CommitPolicy:
             return self.commit_at
         return max(self.turn_start, self.commit_at - self.options.overlap_seconds)
 
+    def speech_seconds(self, end: float, start: float | None = None) -> float:
+        """Seconds of speech in a piece from ``start`` (default: the commit point) to ``end``,
+        the turn's pre-roll left out."""
+        onset = self.turn_start if self.speech_start is None else self.speech_start
+        return max(0.0, end - max(self.commit_at if start is None else start, onset))
+
     def has_uncommitted_speech(self, speech_end: float | None) -> bool:
         """Whether voiced audio ends after the commit point (else a partial would only
         repeat what is committed)."""
@@ -143,10 +161,11 @@ class CommitPolicy:
 
     # ------------------------------------------------------------- inputs
 
-    def on_hypothesis(self, words: Sequence[HypWord], audio_end: float) -> Commit | None:
+    def on_hypothesis(self, words: Sequence[HypWord], audio_end: float, hold: Hold | None = None) -> Commit | None:
         """A partial hypothesis of the audio from :meth:`tail_start` to ``audio_end``.
 
-        Returns an ``agreement`` commit when it and the previous hypothesis agree on enough.
+        Returns an ``agreement`` commit when it and the previous hypothesis agree on enough,
+        unless ``hold`` keeps the piece back (then the agreed words stay uncommitted).
         """
         current = trim_overlap(words, self.commit_at, self.committed)
         previous, self._previous = self._previous, current
@@ -164,8 +183,13 @@ class CommitPolicy:
             if current[i].text.rstrip().endswith(SENTENCE_END) and i + 1 < len(current):
                 cut = i + 1
         span = current[agreed - 1].end - self.commit_at
-        if cut == 0 and (agreed >= self.options.max_words or span >= self.options.max_uncommitted_seconds):
+        whole = agreed >= self.options.max_words or span >= self.options.max_uncommitted_seconds
+        if cut == 0 and whole:
             cut = agreed
+        if cut and hold is not None and hold(self.speech_seconds(current[cut - 1].end)):
+            # Too short a piece to know its language: the whole agreed prefix if that is long
+            # enough to be committed and to detect on; else wait for the next hypothesis.
+            cut = agreed if whole and not hold(self.speech_seconds(current[agreed - 1].end)) else 0
         if cut == 0:
             return None
         taken = tuple(current[:cut])
@@ -174,18 +198,24 @@ class CommitPolicy:
         self._previous = current[cut:]
         return commit
 
-    def on_pause(self, speech_end: float | None, now: float) -> Commit | None:
+    def on_pause(self, speech_end: float | None, now: float, hold: Hold | None = None) -> Commit | None:
         """The segmenter's view: voiced audio ended at ``speech_end``; ``now`` is the audio
-        analysed so far. A pause of ``pause_seconds`` after uncommitted speech commits it."""
+        analysed so far. A pause of ``pause_seconds`` after uncommitted speech commits it,
+        unless ``hold`` keeps the piece back (it is asked again at every call)."""
         if speech_end is None or now - speech_end < self.options.pause_seconds:
             return None
         if not self.has_uncommitted_speech(speech_end):
             return None
         end = min(now, speech_end + self.options.pause_tail_seconds)
         heard = self._previous
-        if self.options.pause_from_hypothesis and heard and self._previous_end >= speech_end + 0.1:
+        from_hypothesis = self.options.pause_from_hypothesis and heard and self._previous_end >= speech_end + 0.1
+        if from_hypothesis:
+            end = max(end, heard[-1].end)
+        if hold is not None and hold(self.speech_seconds(end)):
+            return None
+        if from_hypothesis:
             # The latest hypothesis heard the speech up to the pause: its words are the text.
-            commit = Commit("pause", self.commit_at, max(end, heard[-1].end), self.commit_at, tuple(heard))
+            commit = Commit("pause", self.commit_at, end, self.commit_at, tuple(heard))
             self._advance(commit, mid_speech=False)
             self._previous = []
         else:

@@ -348,7 +348,7 @@ class Final(ServerMessage):
     language_probability: float | None = None
     #: What ``language_probability`` is relative to: ``set`` (renormalised over the
     #: session's source languages), ``all`` (every language the model knows) or ``hint``
-    #: (the client named the language; 1.0).
+    #: (given, not detected: the client named the language, or the model is English-only; 1.0).
     language_probability_scope: str | None = None
     start: float
     end: float

@@ -16,6 +16,10 @@ State:
 * ``seq`` is the number of the last message sent; the stored counters are only written by it.
 * the segmenter (cuts audio into utterances), the partial scheduler and the result orderer
   (utterance order, exactly once, bounded waits) are the pure cores it drives.
+* ``language`` (:class:`gateway.language_evidence.SessionLanguage`): what the session's
+  results have shown of its language (pinned when the client named one). Its confident
+  language goes out with every job as ``language_hint``; while there is none, the streaming
+  commits hold back a piece of a turn too short to detect a language on (``_hold``).
 
 Resume: :meth:`SessionCore.resumed` builds the core of a session taken over from storage
 (the logged messages and the stored counters); results still on their way are read again from
@@ -37,7 +41,7 @@ from common.auth import AuthLease, Claims
 from common.settings import GatewaySettings
 from gateway import metrics, protocol
 from gateway.commits import CommitOptions, HypWord
-from gateway.language_memory import StickyLanguage
+from gateway.language_evidence import SessionLanguage, hold_for_more_audio
 from gateway.limits import Refusal
 from gateway.ordering import FINAL, TRANSLATION, OrdererOptions, ResultOrderer
 from gateway.partials import OVERLOADED, PartialOptions, PartialScheduler
@@ -114,6 +118,7 @@ class Unit:
     onset_wall: float
     queued_wall: float = 0.0  # its final job went, or its words were committed
     partial_shown: bool = False
+    speech_seconds: float | None = None  # speech in its span, pre-roll left out (language evidence)
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,7 @@ class SessionCore:
         self.errors_sent: set[str] = set()
         self._queued_next = 0  # one past the highest index whose final job went (or was refused)
         self.turns = self._new_turns(0, "")
-        self.language = StickyLanguage()  # source_language auto: the session's confident language
+        self.language = SessionLanguage.for_source(self.config.source_language)
         self._gateway_translates: set[int] = set()  # units whose translation the gateway queues
         self._last_partial: bus.PartialResult | None = None  # language and worker of pause commits
         self._floor = 0  # finals below this were sent by an earlier holder (resume)
@@ -266,11 +271,11 @@ class SessionCore:
         changed = False
         if "source_language" in fields:
             c.source_language = None if msg.source_language in (None, "auto") else msg.source_language
-            self.language.reset()
+            self.language = SessionLanguage.for_source(c.source_language)
             changed = True
         if "source_languages" in fields:
             c.source_languages = msg.source_languages  # [] was normalised to None: the deployment's set
-            self.language.reset()
+            self.language = SessionLanguage.for_source(c.source_language)  # evidence about another set
             changed = True
         if "target_language" in fields:
             c.target_language = msg.target_language
@@ -327,9 +332,20 @@ class SessionCore:
             return refused
         self.audio_clock += len(pcm) / self.config.sample_rate
         out = self.on_segments(self.segmenter.feed(pcm), clock)
-        out += self._run(self.turns.poll(self.segmenter), clock)
+        out += self._run(self.turns.poll(self.segmenter, self._hold), clock)
         out += self._maybe_partial(clock)
         return out
+
+    def _hold(self, speech_seconds: float) -> bool:
+        """Asked before a pause or agreement commit inside a turn: keep this piece uncommitted
+        (the session's language is not known yet, and the piece is too short to detect it)."""
+        return hold_for_more_audio(self.language, speech_seconds, turn_ended=False)
+
+    def _observe_language(self, language: str | None, probability: float | None, speech_seconds: float,
+                          scope: str | None) -> None:
+        """One more result's detection (source_language auto only: a pinned session has none)."""
+        if self.config.source_language is None:
+            self.language = self.language.observe(language, probability, speech_seconds, scope)
 
     def end(self, clock: Clock) -> list[Action]:
         """No more audio (``end``, or a limit): the last final is queued, then ``done`` follows."""
@@ -416,6 +432,7 @@ class SessionCore:
         speech_end_at = self._wall_at(commit.end, clock)
         unit = self.units.setdefault(index, Unit(index, speech_end_at))
         unit.queued_wall = clock.wall
+        unit.speech_seconds = span.speech_seconds
         self.orderer.expect_final(index, clock.now)
         out: list[Action] = [Write({"next_utterance": self._queued_next})]
         if self._queue_depth() > self.settings.max_queue_depth:
@@ -450,6 +467,7 @@ class SessionCore:
             utterance_index=action.index, text=text,
             language=partial.language if partial else None,
             language_probability=partial.language_probability if partial else None,
+            language_probability_scope=partial.language_probability_scope if partial else None,
             start=round(commit.start, 3), end=round(commit.end, 3),
             words=[bus.Word(word=w.text, start=w.start, end=w.end, probability=w.probability) for w in commit.words]
             if self.config.word_timestamps else None,
@@ -458,6 +476,7 @@ class SessionCore:
         )
         unit = self.units.setdefault(action.index, Unit(action.index, self._wall_at(commit.start, clock)))
         unit.queued_wall = clock.wall
+        unit.speech_seconds = action.speech_seconds
         self.orderer.expect_final(action.index, clock.now)
         out: list[Action] = [Write({"next_utterance": self._queued_next})]
         if target and text:
@@ -548,9 +567,13 @@ class SessionCore:
                 result, pre = self._committed_final(result, clock)
             if self.orderer.add_final(index, protocol.final_from_bus(result).to_dict(), clock.now,
                                       result.translation_expected):
-                self._observe_final(result, clock)
-                if self.config.source_language is None and result.text.strip():
-                    self.language.observe(result.language, result.language_probability)
+                unit = self._observe_final(result, clock)
+                if result.text.strip():
+                    seconds = unit.speech_seconds if unit is not None else None
+                    if seconds is None:  # a final queued by an earlier holder (resume): its whole span
+                        seconds = result.end - result.start
+                    self._observe_language(result.language, result.language_probability, seconds,
+                                           result.language_probability_scope)
         elif isinstance(result, bus.TranslationResult):
             if index is not None:
                 self.orderer.add_translation(index, protocol.translation_from_bus(result).to_dict(), clock.now)
@@ -591,8 +614,15 @@ class SessionCore:
             metrics.PARTIAL_JOBS.labels("skipped").inc()
             return []
         self._last_partial = result
+        if result.text.strip() and result.audio_start is not None and result.audio_end is not None:
+            # The tail's detection is evidence too, first of all an English-only model's "hint":
+            # it makes the session confident before its first short piece would be held back.
+            self._observe_language(result.language, result.language_probability,
+                                   self.turns.speech_seconds(result.audio_end, result.audio_start),
+                                   result.language_probability_scope)
         words = None if result.words is None else [HypWord(w.word, w.start, w.end, w.probability) for w in result.words]
-        actions, text = self.turns.on_partial(result.utterance_index, words, result.audio_end, result.text)
+        actions, text = self.turns.on_partial(result.utterance_index, words, result.audio_end, result.text,
+                                              self._hold)
         out = self._run(actions, clock, result)
         # What is left uncommitted is the partial of the next unit.
         index = self.turns.next_index if actions else result.utterance_index
@@ -627,12 +657,14 @@ class SessionCore:
         self.phase = Phase.TAKEN_OVER
         return [Close(1001, "session resumed on another connection")]
 
-    def _observe_final(self, result: bus.FinalResult, clock: Clock) -> None:
+    def _observe_final(self, result: bus.FinalResult, clock: Clock) -> Unit | None:
+        """Latency metrics of a final; its unit record is done with (returned for its evidence)."""
         unit = self.units.pop(result.utterance_index, None)
         if result.speech_end_at:
             metrics.FINAL_LATENCY.observe(max(0.0, clock.wall - result.speech_end_at))
         if unit is not None and unit.queued_wall:
             metrics.FINAL_LATENCY_AFTER_THRESHOLD.observe(max(0.0, clock.wall - unit.queued_wall))
+        return unit
 
     # -- time -------------------------------------------------------------------------------
 

@@ -10,6 +10,10 @@ actions, which the shell turns into jobs and messages.
   are a final now, without another inference;
 * :class:`TurnEnded`: the turn is over; ``last_index`` is the unit of its last final.
 
+The session may pass ``hold`` to :meth:`TurnCommitter.poll` and :meth:`TurnCommitter.on_partial`:
+a pause or agreement commit of a piece it holds back (too little speech to detect the
+session's language on, issue 20) does not happen yet; see :mod:`gateway.commits`.
+
 Every committed piece is a *unit* with its own index (``segment_id = session:index``), so the
 result orderer, the session log and resume work per unit as they did per utterance. The open
 partial always belongs to :attr:`TurnCommitter.next_index`, the unit the uncommitted tail will
@@ -28,6 +32,7 @@ from gateway.commits import (
     Commit,
     CommitOptions,
     CommitPolicy,
+    Hold,
     HypWord,
     trim_overlap,
     trim_text_overlap,
@@ -46,12 +51,14 @@ class TranscribeSpan:
     audio: np.ndarray  # 16 kHz int16, from commit.audio_start to commit.end
     prompt: str | None
     turn_end: bool  # the last span of its turn
+    speech_seconds: float = 0.0  # speech in the span (its pre-roll left out)
 
 
 @dataclass(frozen=True)
 class CommitWords:
     index: int
     commit: Commit
+    speech_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -93,17 +100,18 @@ class TurnCommitter:
 
     def open_turn(self, audio_start: float, speech_start: float) -> None:
         """Speech was confirmed: a turn begins (its audio from ``audio_start``, pre-roll included)."""
-        self._policy = CommitPolicy(self.options, turn_start=audio_start)
+        self._policy = CommitPolicy(self.options, turn_start=audio_start, speech_start=speech_start)
         self._turn_speech_start = speech_start
         self._turn_units = []
 
-    def poll(self, seg: Segmenter) -> list[Action]:
-        """After audio was analysed: a pause long enough, or uncommitted audio too long, commits."""
+    def poll(self, seg: Segmenter, hold: Hold | None = None) -> list[Action]:
+        """After audio was analysed: a pause long enough (unless ``hold`` keeps the piece back),
+        or uncommitted audio too long, commits."""
         policy = self._policy
         if not self.enabled or policy is None or not seg.in_speech:
             return []
         policy.on_resume(seg.resumed_at)
-        commit = policy.on_pause(seg.current_end, seg.now)
+        commit = policy.on_pause(seg.current_end, seg.now, hold)
         if commit is None:
             window = policy.cut_window(seg.now)
             if window is not None:
@@ -117,7 +125,7 @@ class TurnCommitter:
     def on_turn_ready(self, utt: UtteranceReady, *, continues: bool) -> list[Action]:
         """The segmenter ended the turn (``continues=False``) or cut it at its maximum length
         (``continues=True``: the speech goes on as a new turn from ``utt.end``)."""
-        policy = self._policy or CommitPolicy(self.options, turn_start=utt.audio_start)
+        policy = self._policy or CommitPolicy(self.options, turn_start=utt.audio_start, speech_start=utt.start)
         actions: list[Action] = []
         commit = policy.end_turn(utt.end, utt.audio_start + len(utt.audio) / SR)
         if commit is not None:
@@ -146,15 +154,16 @@ class TurnCommitter:
         return seg.audio_between(start, seg.now), start
 
     def on_partial(self, index: int, words: Sequence[HypWord] | None, audio_end: float | None,
-                   text: str) -> tuple[list[Action], str | None]:
-        """A partial result for unit ``index``. Returns the commits it makes and the text to show
-        as the partial (the uncommitted tail); None: stale, show nothing."""
+                   text: str, hold: Hold | None = None) -> tuple[list[Action], str | None]:
+        """A partial result for unit ``index``. Returns the commits it makes (an agreement,
+        unless ``hold`` keeps it back) and the text to show as the partial (the uncommitted
+        tail); None: stale, show nothing."""
         policy = self._policy
         if index != self.next_index or policy is None:
             return [], None
         if not self.enabled or words is None or audio_end is None:
             return [], text
-        commit = policy.on_hypothesis(words, audio_end)
+        commit = policy.on_hypothesis(words, audio_end, hold)
         actions: list[Action] = []
         if commit is not None:
             actions.append(self._commit_words(commit))
@@ -183,6 +192,12 @@ class TurnCommitter:
         """Whether a final job's result for unit ``index`` is still awaited (not a redelivery)."""
         return index in self._spans
 
+    def speech_seconds(self, end: float, start: float) -> float:
+        """Seconds of speech in audio ``[start, end]`` of the open turn (its pre-roll left out)."""
+        if self._policy is None:
+            return max(0.0, end - start)
+        return self._policy.speech_seconds(end, start)
+
     def prompt(self) -> str | None:
         """The committed text before the audio being transcribed now (the session's recent finals)."""
         return self._context.strip() or None
@@ -202,11 +217,13 @@ class TurnCommitter:
         prompt = self.prompt()
         index = self._take_index()
         self._spans[index] = _SpanInfo(policy, commit, tuple(policy.committed[-20:]))
-        return TranscribeSpan(index, commit, audio, prompt, turn_end)
+        seconds = policy.speech_seconds(commit.end, commit.start)
+        return TranscribeSpan(index, commit, audio, prompt, turn_end, seconds)
 
     def _commit_words(self, commit: Commit) -> CommitWords:
         self._remember(commit.text)
-        return CommitWords(self._take_index(), commit)
+        assert self._policy is not None
+        return CommitWords(self._take_index(), commit, self._policy.speech_seconds(commit.end, commit.start))
 
     def _remember(self, text: str) -> None:
         if text.strip():

@@ -179,6 +179,7 @@ class SttWorker(StreamWorker[Job]):
                 text=t.text,
                 language=t.language,
                 language_probability=round(t.language_probability, 4),
+                language_probability_scope=t.language_probability_scope,
                 words=words,
                 audio_start=offset,
                 audio_end=job.end,

@@ -7,6 +7,7 @@
 
 import { CaptureError, TARGET_RATE, startCapture } from "./capture.js";
 import { GatewayClient, gatewayUrl } from "./connection.js";
+import { LanguagePin } from "./language-pin.js";
 import { SOURCE_CHOICES, TARGET_CHOICES, languageName } from "./languages.js";
 import { Transcript } from "./transcript.js";
 
@@ -31,6 +32,10 @@ const ui = {
 };
 
 const transcript = new Transcript();
+const pin = new LanguagePin(
+  { box: $("detected"), label: $("detected-language"), button: $("pin"), source: ui.source },
+  pinLanguage,
+);
 let client = null;
 let capture = null;
 let busy = false; // start or stop in progress
@@ -179,6 +184,7 @@ function onMessage(msg) {
     case "final": {
       const entry = transcript.addFinal(msg);
       if (entry && entry.text) renderFinal(entry);
+      if (entry) pin.observe(msg);
       renderPartial();
       updateExports();
       break;
@@ -234,6 +240,7 @@ async function start() {
   timing.firstPartial = null;
   timing.chunks = 0;
   for (const key of ["onsetMs", "firstPartialMs", "onsetToPartialMs"]) delete document.body.dataset[key];
+  pin.reset();
   const session = new GatewayClient(
     gatewayUrl(window.location),
     { token: ui.token.value.trim(), config: selectedConfig(), sampleRate: TARGET_RATE },
@@ -328,6 +335,15 @@ function languageChanged() {
     // private mode: the choice is just not remembered
   }
   if (client) client.updateConfig(config); // live, like the desktop client: from the next utterance
+  pin.render();
+}
+
+function pinLanguage(code) {
+  // One click: the detected language becomes the spoken language, sent and remembered like a
+  // choice in the select. The button goes with auto-detect; the focus goes to the select.
+  ui.source.value = code;
+  languageChanged();
+  ui.source.focus();
 }
 
 const saved = savedLanguages();

@@ -33,12 +33,16 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 T = TypeVar("T")
 
 # Test-side instrumentation, injected before the page's scripts: keep each WebSocket the page
-# opens and the text frames it sends, so a test can drop a connection and read what was sent.
+# opens and the text frames it sends and receives, so a test can drop a connection and read
+# what went each way.
 RECORD_SOCKETS = """
-window.__sockets = []; window.__sent = [];
+window.__sockets = []; window.__sent = []; window.__received = [];
 const NativeWebSocket = window.WebSocket;
 window.WebSocket = class extends NativeWebSocket {
-  constructor(...args) { super(...args); window.__sockets.push(this); }
+  constructor(...args) {
+    super(...args); window.__sockets.push(this);
+    this.addEventListener("message", (e) => { if (typeof e.data === "string") window.__received.push(e.data); });
+  }
   send(data) { if (typeof data === "string") window.__sent.push(data); return super.send(data); }
 };
 """
@@ -260,6 +264,41 @@ def test_target_language_changes_live(local_stack, browser) -> None:
     final_ids = {f["id"] for f in finals(browser)}
     assert all(t["id"] in final_ids and t["lang"] == "es" and t["visible"] for t in shown)
     assert console_errors(browser) == []
+
+
+def test_detected_language_is_pinned_with_one_click(local_stack, browser) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    def traffic(kind: str) -> list[dict[str, Any]]:
+        return [json.loads(m) for m in browser.execute_script(f"return window.__{kind}")]
+
+    open_page(browser, local_stack)
+    by_id(browser, "start").click()
+    # tiny.en does not detect: every final says en, given (scope hint); the page shows it all the same.
+    wait_for("the detected language", lambda: by_id(browser, "detected").is_displayed(), 90)
+    assert by_id(browser, "detected-language").text == "Detected: English"
+    pin = by_id(browser, "pin")
+    assert pin.text == "Pin English"
+    assert pin.get_attribute("aria-label") == "Pin English as the spoken language"
+    pin.click()
+    sent = wait_for("the pin's config", lambda: [m for m in traffic("sent") if m.get("source_language") == "en"], 10)
+    assert sent[-1] == {"type": "config", "source_language": "en", "target_language": None}
+    assert Select(by_id(browser, "source")).first_selected_option.get_attribute("value") == "en"
+    assert not by_id(browser, "detected").is_displayed()
+    # The gateway took it (its ready names the language) and decodes the next finals in it.
+    def after_pin() -> list[dict[str, Any]] | None:
+        got = traffic("received")
+        at = next((i for i, m in enumerate(got) if m["type"] == "ready" and m["source_language"] == "en"), None)
+        return None if at is None else [m for m in got[at:] if m["type"] == "final" and m["text"]]
+
+    later = wait_for("finals after the pin", lambda: len(after_pin() or []) >= 2 and after_pin(), 90)
+    assert all(m["language"] == "en" and m["language_probability_scope"] == "hint" for m in later), later
+    by_id(browser, "start").click()
+    wait_for("the session to end", lambda: by_id(browser, "status").get_attribute("data-state") == "stopped", 30)
+    assert console_errors(browser) == []
+    # The choice persists: after a reload the select starts on English.
+    open_page(browser, local_stack)
+    assert Select(by_id(browser, "source")).first_selected_option.get_attribute("value") == "en"
 
 
 def test_dropped_connection_reconnects_and_resumes(local_stack, browser) -> None:

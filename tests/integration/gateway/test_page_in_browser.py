@@ -214,6 +214,49 @@ def test_reconnect_resumes_with_the_secret_and_drops_replays(scripted: Any) -> N
     assert "new_error" in d.find_element("id", "errors").text
 
 
+def test_the_detected_language_is_shown_and_pinned_with_one_click(scripted: Any) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    d = scripted
+    box, label, button = (d.find_element("id", name) for name in ("detected", "detected-language", "pin"))
+    try:
+        assert not box.is_displayed()  # nothing detected yet
+        push(d, final(0, "Sì, andiamo.", 1, language="it", language_probability=0.93,
+                      language_probability_scope="set"))
+        wait_for("the detected language", box.is_displayed)
+        assert label.text == "Detected: Italian (93 %)"
+        assert button.text == "Pin Italian"
+        assert button.get_attribute("aria-label") == "Pin Italian as the spoken language"
+        # By keyboard: the button follows the select it sets.
+        d.execute_script("document.getElementById('source').focus()")
+        ActionChains(d).send_keys(Keys.TAB).perform()
+        assert d.execute_script("return document.activeElement.id") == "pin"
+        ActionChains(d).send_keys(Keys.ENTER).perform()
+        sent = [json.loads(m) for m in d.execute_script("return window.__gateway.sent")]
+        assert sent[-1] == {"type": "config", "source_language": "it", "target_language": None}
+        assert Select(d.find_element("id", "source")).first_selected_option.get_attribute("value") == "it"
+        assert not box.is_displayed()  # a pinned language is in the select: nothing to pin
+        assert d.execute_script("return document.activeElement.id") == "source"
+        saved = json.loads(d.execute_script("return localStorage.getItem('speech-pipeline.languages')"))
+        assert saved["source_language"] == "it"
+        # Back to auto-detect: the latest detection is offered again; a language the select does
+        # not offer is shown without a button.
+        Select(d.find_element("id", "source")).select_by_value("auto")
+        assert box.is_displayed() and button.is_displayed()
+        push(d, final(1, "ราชิ", 2, language="th", language_probability=0.41, language_probability_scope="all"))
+        assert label.text == "Detected: th (41 %)" and not button.is_displayed()
+        # A given language (an English-only model, scope hint) has no share to show.
+        push(d, final(2, "Hello.", 3, language="en", language_probability=1.0, language_probability_scope="hint"))
+        assert label.text == "Detected: English" and button.text == "Pin English"
+        button.click()  # one click
+        sent = [json.loads(m) for m in d.execute_script("return window.__gateway.sent")]
+        assert sent[-1]["source_language"] == "en" and not box.is_displayed()
+    finally:
+        d.execute_script("localStorage.clear()")  # the next test's page starts with auto-detect
+
+
 def test_exports_from_the_transcript_module(driver: Any, page_server: str) -> None:
     driver.get(page_server)
     wait_for("the page", lambda: driver.execute_script("return document.body.dataset.ready"))

@@ -129,19 +129,23 @@ def test_trim_overlap_by_time_and_by_repeated_words() -> None:
     sentence_every=st.integers(min_value=0, max_value=7),
     steps=st.lists(st.floats(min_value=0.1, max_value=1.5), min_size=1, max_size=40),
     garble=st.lists(st.integers(min_value=0, max_value=3), min_size=40, max_size=40),
+    hold_short=st.booleans(),
 )
 def test_agreement_commits_are_an_ordered_prefix_of_what_was_said(
-    n: int, sentence_every: int, steps: list[float], garble: list[int]
+    n: int, sentence_every: int, steps: list[float], garble: list[int], hold_short: bool
 ) -> None:
     """Hypotheses whose last words are unstable: the committed words, in order, are exactly a
-    prefix of the spoken words; spans follow each other without gaps or overlaps."""
+    prefix of the spoken words; spans follow each other without gaps or overlaps. With pieces
+    under 2 s of speech held back (a session without a confident language), the same, and no
+    piece is shorter."""
     truth = speech(n, sentence_every=sentence_every)
-    policy = CommitPolicy(CommitOptions(max_words=8), turn_start=0.0)
+    policy = CommitPolicy(CommitOptions(max_words=8), turn_start=0.0, speech_start=truth[0].start)
     commits: list[Commit] = []
     audio_end = 0.5
     for tag, (step, g) in enumerate(zip(steps, garble, strict=False)):
         audio_end += step
-        commit = policy.on_hypothesis(heard(truth, audio_end, policy.tail_start(), g, tag), audio_end)
+        hypothesis = heard(truth, audio_end, policy.tail_start(), g, tag)
+        commit = policy.on_hypothesis(hypothesis, audio_end, under_two_seconds if hold_short else None)
         if commit is not None:
             commits.append(commit)
     said = [w.key for c in commits for w in c.words]
@@ -149,8 +153,50 @@ def test_agreement_commits_are_an_ordered_prefix_of_what_was_said(
     position = 0.0
     for c in commits:
         assert c.start == position and c.end > c.start
+        if hold_short:
+            assert c.end - max(c.start, truth[0].start) >= 2.0
         position = c.end
     assert policy.commit_at == position
+
+
+def under_two_seconds(speech_seconds: float) -> bool:
+    """What a session without a confident language answers (gateway.language_evidence)."""
+    return speech_seconds < 2.0
+
+
+def test_a_held_sentence_end_gives_way_to_a_longer_agreed_prefix() -> None:
+    """ "Sì." alone is too short to know its language: not committed; once the agreed words
+    behind it are enough to commit and to detect on, all of them go together."""
+    si = HypWord(" Sì.", 0.5, 0.9)
+    rest = speech(8, t0=0.9)  # 0.3 s a word
+    policy = CommitPolicy(CommitOptions(max_words=4), turn_start=0.0, speech_start=0.5)
+    policy.on_hypothesis([si, *rest[:2]], audio_end=1.6)
+    assert policy.on_hypothesis([si, *rest[:3]], audio_end=1.9, hold=under_two_seconds) is None  # "Sì." only
+    assert policy.commit_at == 0.0
+    assert policy.on_hypothesis([si, *rest[:5]], audio_end=2.5, hold=under_two_seconds) is None  # 1.3 s agreed
+    assert policy.on_hypothesis([si, *rest[:7]], audio_end=3.1, hold=under_two_seconds) is None  # 1.9 s
+    commit = policy.on_hypothesis([si, *rest[:8]], audio_end=3.4, hold=under_two_seconds)
+    assert commit is not None and commit.reason == "agreement"
+    assert [w.key for w in commit.words] == ["sì", *[w.key for w in rest[:7]]]  # all that two agree on
+    assert policy.speech_seconds(commit.end, commit.start) >= 2.0
+    # Without a hold the sentence end commits at once, as before.
+    free = CommitPolicy(CommitOptions(max_words=4), turn_start=0.0, speech_start=0.5)
+    free.on_hypothesis([si, *rest[:2]], audio_end=1.6)
+    assert free.on_hypothesis([si, *rest[:3]], audio_end=1.9).text == "Sì."  # type: ignore[union-attr]
+
+
+def test_a_held_pause_commits_nothing_and_never_blocks_a_cut() -> None:
+    policy = CommitPolicy(CommitOptions(pause_seconds=0.5, max_uncommitted_seconds=8.0), turn_start=0.0,
+                          speech_start=1.0)
+    assert policy.on_pause(speech_end=1.6, now=2.2, hold=under_two_seconds) is None  # 0.85 s of speech
+    assert policy.commit_at == 0.0 and policy.speech_seconds(1.85) == pytest.approx(0.85)
+    # Speech resumed and paused again: the piece now holds enough.
+    commit = policy.on_pause(speech_end=3.8, now=4.3, hold=under_two_seconds)
+    assert commit is not None and (commit.start, commit.end) == (0.0, 4.05)
+    # A session that holds everything still gets a cut once the uncommitted audio is too long.
+    always = CommitPolicy(CommitOptions(max_uncommitted_seconds=8.0), turn_start=0.0)
+    assert always.on_pause(speech_end=7.0, now=8.1, hold=lambda _: True) is None
+    assert always.cut_window(8.1) is not None and always.cut(6.0) is not None
 
 
 @settings(max_examples=100, deadline=None)

@@ -42,3 +42,29 @@ def test_without_confidence_the_better_supported_guess_is_kept() -> None:
 def test_a_pinned_language_is_confident_at_once() -> None:
     s = SessionLanguage().observe("it", 1.0, 0.5, "hint")
     assert s.pinned and s.confident and not hold_for_more_audio(s, 0.5, turn_ended=False)
+
+
+def test_a_confident_detection_carries_over_and_a_doubtful_one_does_not_flip_it() -> None:
+    """Issue 14's stickiness (it was gateway.language_memory), now with the speech behind it."""
+    s = SessionLanguage().observe("it", 0.4, 3.0, "set")  # doubtful first: nothing to carry yet
+    assert s.hint is None
+    s = s.observe("it", 0.93, 3.0, "set")
+    assert s.hint == "it"
+    s = s.observe("th", 0.31, 1.2, "all")  # the short, unsure utterance
+    assert s.hint == "it"
+    s = s.observe("es", 0.9, 2.5, "set")  # the speaker switched, and the model is sure
+    assert s.hint == "es"
+    assert SessionLanguage.for_source(None) == SessionLanguage()  # a new source language: start over
+
+
+def test_a_client_pinned_language_is_the_hint_from_the_start() -> None:
+    s = SessionLanguage.for_source("it")
+    assert s.pinned and s.hint == "it" and not hold_for_more_audio(s, 0.3, turn_ended=False)
+
+
+def test_an_english_only_models_answer_is_decisive_on_any_length() -> None:
+    """tiny.en does not detect: the worker answers en, 1.0, scope hint, for a 0.4 s partial too."""
+    s = SessionLanguage().observe("en", 1.0, 0.4, "hint")
+    assert s.confident and s.hint == "en" and not hold_for_more_audio(s, 0.4, turn_ended=False)
+    # The same probability from a real detection still needs the speech behind it.
+    assert not SessionLanguage().observe("en", 1.0, 0.4, "set").confident

@@ -128,3 +128,13 @@ def test_page_languages_match_the_desktop_client() -> None:
     text = (STATIC / "languages.js").read_text()
     pairs = dict(re.findall(r'^\s+([a-z]{2}): "([^"]+)",$', text, re.M))
     assert pairs == LANGUAGES
+
+
+async def test_the_pin_button_is_a_plain_button_hidden_until_a_language_is_detected(client) -> None:
+    html = await (await client.get("/")).text()
+    box = re.search(r'<div id="detected" class="detected" hidden>(.*?)</div>', html, re.S)
+    assert box is not None, "the detected-language box, hidden at first, under the source select"
+    assert '<button id="pin" type="button"' in box.group(1)  # not a submit: it must not start capture
+    assert html.index('id="source"') < html.index('id="pin"') < html.index('id="target"')  # reading order
+    script = (STATIC / "language-pin.js").read_text()
+    assert "aria-label" in script and "innerHTML" not in script  # text only, never markup
