@@ -83,7 +83,8 @@ class TranscriptStoreService(Service):
 
     async def startup(self) -> None:
         s = self.settings
-        ssl_context = prepare_listeners(s, redis_url=s.redis_url.get_secret_value())
+        # Its only port is health and metrics, like a worker's: METRICS_TOKEN is guard enough.
+        ssl_context = prepare_listeners(s, redis_url=s.redis_url.get_secret_value(), serves_clients=False)
         self.health.add_check("redis", self._check_redis)
         self.health.add_check("database", self._check_database)
         self.health.details.append(self._details)
