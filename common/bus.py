@@ -1,14 +1,16 @@
 """The Redis bus contract: every key name and every message schema, in one place.
 
-Streams carry jobs (``audio_jobs``, ``transcriptions``); a per-session pub/sub channel carries
-results back to whichever gateway holds the session; ``transcripts`` carries every delivered
-final, translation and session owner to the transcript store.
+Streams carry jobs (``audio_jobs``, ``transcriptions``); a capped per-session stream
+(``result_stream:{session}``) carries results back to whichever gateway holds the session, and
+each result is also published on the seed's ``results:{session}`` channel; ``transcripts``
+carries every delivered final, translation and session owner (written by the gateway) to the
+transcript store. docs/bus.md has the table of who writes and reads each key.
 
 Two layouts (:class:`BusLayout`), chosen once per process by ``common.redis_conn.connect_with``
 from ``REDIS_CLUSTER`` and ``STREAM_SHARDS``. Single-node keeps the seed's names
 (``audio_jobs``, ``session:<id>``). Cluster mode puts a hash tag in every per-session name
-(``session:{<id>}``, ``session_log:{<id>}``, ``results:{<id>}``) so a session's keys share a
-slot, and shards each job stream into ``audio_jobs:{N}`` / ``transcriptions:{N}``; a session's
+(``session:{<id>}``, ``session_log:{<id>}``, ``result_stream:{<id>}``, ``results:{<id>}``) so a
+session's keys share a slot, and shards each job stream into ``audio_jobs:{N}`` / ``transcriptions:{N}``; a session's
 jobs go to shard ``crc32(session_id) % STREAM_SHARDS``, so one session's jobs stay in order
 on one shard and its translation jobs on the same shard number. Each message has a schema version ``v``
 and the ids that make redelivery harmless (``segment_id`` names an utterance; a partial also

@@ -175,7 +175,8 @@ def test_page_and_assets_from_the_gateway_port(local_stack) -> None:
 # --------------------------------------------------------------------------- in the browser
 
 
-def test_microphone_to_transcript_and_exports(local_stack, browser) -> None:
+@pytest.mark.model_output
+def test_microphone_to_transcript_and_exports(local_stack, browser, record_margin) -> None:
     open_page(browser, local_stack)
     assert by_id(browser, "status").text == "Not connected"
     by_id(browser, "start").click()
@@ -204,7 +205,7 @@ def test_microphone_to_transcript_and_exports(local_stack, browser) -> None:
 
     shown = by_id(browser, "transcript").text
     got = finals(browser)
-    assert first_pass(got) <= 0.2, (truth, [f["text"] for f in got])
+    record_margin("first-pass WER", first_pass(got), 0.2)
     assert normalise(shown) == normalise(" ".join(f["text"] for f in got))  # #transcript is the finals
     assert {f["language"] for f in got} == {"en"}  # the detected language, shown per final
     # Chromium's audio runs at 44.1 or 48 kHz: the worklet's resampler made the 16 kHz stream.

@@ -24,6 +24,8 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "stt"
 CLIPS = ("en_weather", "en_meeting", "en_train", "en_coffee")
 REFERENCES = json.loads((FIXTURES / "references.json").read_text())
 REFERENCE = " ".join(REFERENCES[c]["text"] for c in CLIPS)
+#: tiny.en on the four sentences (every WER below goes through record_margin).
+MAX_WER = 0.25
 
 
 def norm(text: str) -> str:
@@ -81,19 +83,21 @@ async def api(make_gateway: Any, stt_worker: Any) -> Any:
     return openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{gw.port}/v1", api_key="unused", max_retries=0)
 
 
-async def test_json_text_srt_vtt_and_verbose_json(api: openai.AsyncOpenAI) -> None:
+@pytest.mark.model_output
+async def test_json_text_srt_vtt_and_verbose_json(api: openai.AsyncOpenAI, record_margin: Any) -> None:
     wav = as_wav(four_sentences())
     plain = await api.audio.transcriptions.create(model="whisper-1", file=("talk.wav", wav))
-    assert wer(plain.text) <= 0.25, plain.text
+    record_margin("json WER", wer(plain.text), MAX_WER)
 
     text = await api.audio.transcriptions.create(model="whisper-1", file=("talk.wav", wav), response_format="text")
-    assert isinstance(text, str) and wer(text) <= 0.25
+    assert isinstance(text, str)
+    record_margin("text WER", wer(text), MAX_WER)
 
     srt = await api.audio.transcriptions.create(model="whisper-1", file=("talk.wav", wav), response_format="srt")
     blocks = [b for b in srt.strip().split("\n\n") if b]
     assert len(blocks) >= 3  # one cue per sentence (the VAD cuts at the 1 s pauses)
     assert blocks[0].splitlines()[0] == "1" and " --> " in blocks[0].splitlines()[1]
-    assert wer(" ".join(" ".join(b.splitlines()[2:]) for b in blocks)) <= 0.25
+    record_margin("srt WER", wer(" ".join(" ".join(b.splitlines()[2:]) for b in blocks)), MAX_WER)
 
     vtt = await api.audio.transcriptions.create(model="whisper-1", file=("talk.wav", wav), response_format="vtt")
     assert vtt.startswith("WEBVTT\n\n") and "00:00:00." in vtt
@@ -111,27 +115,32 @@ async def test_json_text_srt_vtt_and_verbose_json(api: openai.AsyncOpenAI) -> No
     assert len(words) >= 30
     # Word times are on the file's clock: speech begins 0.56 s into the file (Whisper's word
     # times are good to a few tenths of a second).
-    assert abs(words[0].start - 0.56) <= 0.45, words[0]
+    record_margin("|first word start - 0.56 s|", abs(words[0].start - 0.56), 0.45)
     assert all(a.start <= b.start for a, b in itertools.pairwise(words))
 
 
 @pytest.mark.parametrize(("container", "codec", "rate"), [
     ("flac", "flac", 16000), ("mp3", "libmp3lame", 44100), ("ogg", "libopus", 48000), ("ipod", "aac", 22050),
 ])
-async def test_other_containers(api: openai.AsyncOpenAI, container: str, codec: str, rate: int) -> None:
+@pytest.mark.model_output
+async def test_other_containers(
+    api: openai.AsyncOpenAI, container: str, codec: str, rate: int, record_margin: Any
+) -> None:
     data = encode(four_sentences(), container, codec, rate)
     name = {"ipod": "talk.m4a", "ogg": "talk.ogg"}.get(container, f"talk.{container}")
     result = await api.audio.transcriptions.create(model="whisper-1", file=(name, data))
-    assert wer(result.text) <= 0.25, (container, result.text)
+    record_margin(f"{container} WER", wer(result.text), MAX_WER)
 
 
-async def test_translation_into_english(api: openai.AsyncOpenAI) -> None:
+@pytest.mark.model_output
+async def test_translation_into_english(api: openai.AsyncOpenAI, record_margin: Any) -> None:
     # tiny.en knows only English: translating English gives English, through the translate task.
     result = await api.audio.translations.create(model="whisper-1", file=("talk.wav", as_wav(four_sentences())))
-    assert wer(result.text) <= 0.25
+    record_margin("translate WER", wer(result.text), MAX_WER)
 
 
-async def test_streaming_gives_a_delta_per_segment_then_the_text(api: openai.AsyncOpenAI) -> None:
+@pytest.mark.model_output
+async def test_streaming_gives_a_delta_per_segment_then_the_text(api: openai.AsyncOpenAI, record_margin: Any) -> None:
     stream = await api.audio.transcriptions.create(
         model="whisper-1", file=("talk.wav", as_wav(four_sentences())), stream=True,
     )
@@ -140,7 +149,7 @@ async def test_streaming_gives_a_delta_per_segment_then_the_text(api: openai.Asy
     done = [e for e in events if e.type == "transcript.text.done"]
     assert len(deltas) >= 3 and len(done) == 1
     assert "".join(d.delta for d in deltas) == done[0].text
-    assert wer(done[0].text) <= 0.25
+    record_margin("streamed WER", wer(done[0].text), MAX_WER)
 
 
 async def test_errors_are_openai_errors(api: openai.AsyncOpenAI, make_gateway: Any) -> None:

@@ -244,3 +244,21 @@ def test_an_unreachable_database_refuses_the_start_in_one_line(redis_server: Emb
     assert done.returncode == 2, done.stderr
     assert "cannot start: database postgresql+asyncpg://speech:***@127.0.0.1" in done.stderr
     assert "hunter2-secret" not in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_a_metrics_token_lets_the_store_bind_a_public_address(
+    store_settings: StoreSettings, redis_server: EmbeddedRedis
+) -> None:
+    """As compose and Kubernetes run it: HOST=0.0.0.0 with METRICS_TOKEN and no JWT secret (the
+    store verifies no tokens). Its only port is health and metrics, so the token is enough."""
+    settings = store_settings.model_copy(update={
+        "redis_url": SecretStr(redis_server.url), "health_port": 0, "host": "0.0.0.0",
+        "metrics_token": SecretStr("a-metrics-token-for-the-test"), "instance_name": "store-bind-test",
+    })
+    assert not settings.auth_enabled
+    service = TranscriptStoreService(settings)
+    try:
+        await service.startup()  # InsecureBindError before the fix
+        assert service.health_server is not None and service.health_server.port > 0
+    finally:
+        await service.shutdown()
