@@ -103,11 +103,16 @@ class ResultRouter:
 
     async def note(self, session_id: str, text: str) -> None:
         """A control note to every holder of the session, on any gateway, in stream order."""
-        key = bus.result_stream_key(session_id)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(key, {"c": text}, maxlen=bus.RESULT_STREAM_MAXLEN, approximate=True)
-            pipe.expire(key, bus.RESULT_STREAM_TTL_SECONDS)
+            self.queue_note(pipe, session_id, text)
             await pipe.execute()
+
+    @staticmethod
+    def queue_note(pipe: Any, session_id: str, text: str) -> None:
+        """:meth:`note` queued on a pipeline (its first reply is the entry id)."""
+        key = bus.result_stream_key(session_id)
+        pipe.xadd(key, {"c": text}, maxlen=bus.RESULT_STREAM_MAXLEN, approximate=True)
+        pipe.expire(key, bus.RESULT_STREAM_TTL_SECONDS)
 
     def _dispatch(self, session_id: str, entry_id: str, fields: dict[bytes | str, bytes | str]) -> None:
         holders = [h for h in self._sessions.get(session_id, {}).values() if _id(entry_id) > _id(h.last)]

@@ -1,10 +1,13 @@
-"""The Redis side of one connection: its session's writes and jobs, one at a time, in order.
+"""The Redis side of one connection: its session's writes and jobs, in order.
 
-Log entries therefore land in seq order (they used to be concurrent tasks). A write refused
-because another connection claimed the session, and a job Redis would not take, are handed
-back to the connection, whose core decides what they mean. What the transcript store must know
-goes to its stream from here too (``gateway.transcript_feed``): the session's owner on each
-config write, and each final and translation as it is logged, i.e. as the client got it.
+Log entries therefore land in seq order (they used to be concurrent tasks). What was queued
+together (a final's log write and the turn's end, a job and its counter) goes in one pipeline,
+one round trip, on a single node; on a cluster, or when there is one action, one at a time. A
+write refused because another connection claimed the session, and a job Redis would not take,
+are handed back to the connection, whose core decides what they mean. What the transcript
+store must know goes to its stream from here too (``gateway.transcript_feed``): the session's
+owner on each config write, and each final and translation as it is logged, i.e. as the
+client got it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from common import bus, tracing
 from common.redis_conn import RETRYABLE
 from gateway import metrics, transcript_feed
@@ -23,6 +28,8 @@ from gateway.context import GatewayContext
 from gateway.sessions import SessionConfig
 
 log = logging.getLogger(__name__)
+
+MAX_BATCH = 64  # actions per pipeline
 
 
 class Fenced:
@@ -54,37 +61,99 @@ class SessionWriter:
         self._queue.put_nowait(None)
 
     async def run(self) -> None:
-        ctx = self._ctx
-        while (action := await self._queue.get()) is not None:
-            session_id = self._session_id()
-            try:
+        stop = False
+        while not stop and (first := await self._queue.get()) is not None:
+            batch = [first]
+            while not self._queue.empty() and len(batch) < MAX_BATCH:
+                action = self._queue.get_nowait()
+                if action is None:
+                    stop = True
+                    break
+                batch.append(action)
+            if len(batch) > 1 and not bus.layout().cluster:
+                await self._run_pipelined(batch)
+            else:
+                for action in batch:
+                    await self._run_one(action)
+
+    async def _run_one(self, action: sc.Action) -> None:
+        ctx, session_id = self._ctx, self._session_id()
+        try:
+            if isinstance(action, sc.Write):
+                if not await ctx.store.write(session_id, self._holder, action.fields, action.message):
+                    self._report(session_id, Fenced())
+                else:
+                    for record in self._records(session_id, action.fields, action.message):
+                        await bus.add_transcript(ctx.redis, record)
+            elif isinstance(action, sc.Note):
+                await ctx.router.note(session_id, action.text)
+            elif (command := self._job_command(ctx.redis, action)) is not None:
+                await command
+        except RETRYABLE as exc:
+            log.warning("a session write failed (%s): %s", type(action).__name__, exc.__class__.__name__)
+            self._report(session_id, Failed(action))
+
+    async def _run_pipelined(self, batch: list[sc.Action]) -> None:
+        """The batch in one round trip, in order. A write script Redis no longer has (after a
+        restart) is written again one by one, which loads it; the rest was applied."""
+        ctx, session_id = self._ctx, self._session_id()
+        async with ctx.redis.pipeline(transaction=False) as pipe:
+            replies: list[tuple[int, sc.Action]] = []  # (index of its first reply, action)
+            for action in batch:
+                replies.append((len(pipe), action))
                 if isinstance(action, sc.Write):
-                    if not await ctx.store.write(session_id, self._holder, action.fields, action.message):
-                        self._report(session_id, Fenced())
-                    else:
-                        await self.feed_store(session_id, action.fields, action.message)
-                elif isinstance(action, sc.QueueAudio):
-                    job = action.job
-                    if job.kind == "final":  # one trace per final job (common/tracing.py); partials are not traced
-                        job = tracing.start_utterance(job, {"segment_id": job.segment_id})
-                    await ctx.redis.xadd(bus.audio_jobs_stream(job.session_id), bus.encode_audio_job(job, action.audio))
-                    metrics.JOB_AUDIO_SECONDS.labels(job.kind).inc(len(action.audio) / 16000)
-                elif isinstance(action, sc.QueueTranslation):
-                    await ctx.redis.xadd(bus.transcriptions_stream(action.job.session_id),
-                                         bus.encode_transcription_job(action.job))
+                    ctx.store.queue_write(pipe, session_id, self._holder, action.fields, action.message)
+                    # The store's copy goes even if the write is fenced: the client was sent it
+                    # (the store is idempotent on the segment).
+                    for record in self._records(session_id, action.fields, action.message):
+                        bus.add_transcript(pipe, record)
                 elif isinstance(action, sc.Note):
-                    await ctx.router.note(session_id, action.text)
+                    ctx.router.queue_note(pipe, session_id, action.text)
+                else:
+                    self._job_command(pipe, action)
+            try:
+                results = await pipe.execute(raise_on_error=False)
             except RETRYABLE as exc:
-                log.warning("a session write failed (%s): %s", type(action).__name__, exc.__class__.__name__)
+                log.warning("session writes failed (%d): %s", len(batch), exc.__class__.__name__)
+                for action in batch:
+                    self._report(session_id, Failed(action))
+                return
+        for index, action in replies:
+            reply = results[index]
+            if isinstance(action, sc.Write) and isinstance(reply, NoScriptError):
+                if not await ctx.store.write(session_id, self._holder, action.fields, action.message):
+                    self._report(session_id, Fenced())
+            elif isinstance(reply, Exception):
+                log.warning("a session write failed (%s): %s", type(action).__name__, reply.__class__.__name__)
                 self._report(session_id, Failed(action))
+            elif isinstance(action, sc.Write) and not reply:
+                self._report(session_id, Fenced())
+
+    def _job_command(self, client: Any, action: sc.Action) -> Any:
+        """A job's XADD on ``client`` (awaitable) or a pipeline (queued); None for other actions."""
+        if isinstance(action, sc.QueueAudio):
+            job = action.job
+            if job.kind == "final":  # one trace per final job (common/tracing.py); partials are not traced
+                job = tracing.start_utterance(job, {"segment_id": job.segment_id})
+            metrics.JOB_AUDIO_SECONDS.labels(job.kind).inc(len(action.audio) / 16000)
+            return client.xadd(bus.audio_jobs_stream(job.session_id), bus.encode_audio_job(job, action.audio))
+        if isinstance(action, sc.QueueTranslation):
+            text_job = action.job
+            return client.xadd(bus.transcriptions_stream(text_job.session_id), bus.encode_transcription_job(text_job))
+        return None
 
     async def feed_store(self, session_id: str, fields: dict[str, Any], message: dict[str, Any] | None) -> None:
-        """The transcript store's copy: the owner on a config write, each final and translation sent."""
+        """The transcript store's copy of a write made elsewhere (the session's creation)."""
+        for record in self._records(session_id, fields, message):
+            await bus.add_transcript(self._ctx.redis, record)
+
+    def _records(self, session_id: str, fields: dict[str, Any],
+                 message: dict[str, Any] | None) -> list[bus.TranscriptRecord]:
+        """The owner on a config write, each final and translation sent."""
         records: list[bus.TranscriptRecord] = []
         config = fields.get("config")
         if isinstance(config, SessionConfig):
             records.append(transcript_feed.session_record(session_id, config, self._subject(), self._ctx.name))
         if message is not None and (record := transcript_feed.result_record(session_id, message)) is not None:
             records.append(record)
-        for record in records:
-            await bus.add_transcript(self._ctx.redis, record)
+        return records

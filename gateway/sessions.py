@@ -146,16 +146,31 @@ class SessionStore:
     ) -> bool:
         """Update the hash and, if given, append a sent ``message`` (with its seq) to the log;
         False (nothing written) if ``holder`` no longer holds the session."""
+        keys, args = self._write_args(session_id, holder, fields, message)
+        return bool(await self._write(keys=keys, args=args))
+
+    def queue_write(
+        self, pipe: Any, session_id: str, holder: str, fields: dict[str, Any], message: dict[str, Any] | None = None
+    ) -> None:
+        """:meth:`write` queued on a (single-node) pipeline; its reply is 1, or 0 when fenced.
+
+        By the script's hash alone: redis-py's own script support would check that the script
+        is loaded (one more round trip) on every execute. After a Redis restart the pipeline
+        answers NOSCRIPT and the caller writes through :meth:`write`, which loads it again.
+        """
+        keys, args = self._write_args(session_id, holder, fields, message)
+        pipe.evalsha(self._write.sha, len(keys), *keys, *args)
+
+    def _write_args(
+        self, session_id: str, holder: str, fields: dict[str, Any], message: dict[str, Any] | None
+    ) -> tuple[list[str], list[Any]]:
         flat: list[Any] = []
         for name, value in fields.items():
             flat += [name, value.to_json() if isinstance(value, SessionConfig) else value]
         seq = "" if message is None else message["seq"]
         body = "" if message is None else bus.dumps(message)
-        done = await self._write(
-            keys=[bus.session_key(session_id), bus.session_log_key(session_id)],
-            args=[holder, self._ttl, self._maxlen, seq, body, *flat],
-        )
-        return bool(done)
+        keys = [bus.session_key(session_id), bus.session_log_key(session_id)]
+        return keys, [holder, self._ttl, self._maxlen, seq, body, *flat]
 
     async def log(self, session_id: str) -> list[dict[str, Any]]:
         """Every logged message, in seq order, each seq once (a retried write may repeat one)."""
