@@ -2,9 +2,10 @@
 
 A real Redis (embedded), a real gateway and a real STT worker shell run in this process; only
 the model is replaced by an engine that answers at once (the boundary), so what is timed is
-the pipeline itself: segmenter flush, job encoding, XADD, XREADGROUP, job selection,
-publishing, pub/sub, decoding, ordering and the WebSocket send. For each utterance the client
-streams a clip as fast as it can, sends ``flush``, and times ``flush`` -> ``final``.
+the pipeline itself: segmenter flush, job encoding, XADD, XREADGROUP, job selection, the
+result stream's XADD, the gateway's XREAD, decoding, ordering and the WebSocket send. For each
+utterance the client streams a clip as fast as it can, sends ``flush``, and times ``flush`` ->
+``final``.
 
     python -m benchmarks.overhead [--utterances 40]
 """

@@ -1,15 +1,16 @@
 """The Redis bus contract: every key name and every message schema, in one place.
 
 Streams carry jobs (``audio_jobs``, ``transcriptions``); a capped per-session stream
-(``result_stream:{session}``) carries results back to whichever gateway holds the session, and
-each result is also published on the seed's ``results:{session}`` channel; ``transcripts``
+(``result_stream:{session}``) carries results back to whichever gateway holds the session (it
+replaces the seed's ``results:{session}`` pub/sub channel, which lost what was published while
+a gateway was not subscribed); ``transcripts``
 carries every delivered final, translation and session owner (written by the gateway) to the
 transcript store. docs/bus.md has the table of who writes and reads each key.
 
 Two layouts (:class:`BusLayout`), chosen once per process by ``common.redis_conn.connect_with``
 from ``REDIS_CLUSTER`` and ``STREAM_SHARDS``. Single-node keeps the seed's names
 (``audio_jobs``, ``session:<id>``). Cluster mode puts a hash tag in every per-session name
-(``session:{<id>}``, ``session_log:{<id>}``, ``result_stream:{<id>}``, ``results:{<id>}``) so a
+(``session:{<id>}``, ``session_log:{<id>}``, ``result_stream:{<id>}``) so a
 session's keys share a slot, and shards each job stream into ``audio_jobs:{N}`` / ``transcriptions:{N}``; a session's
 jobs go to shard ``crc32(session_id) % STREAM_SHARDS``, so one session's jobs stay in order
 on one shard and its translation jobs on the same shard number. Each message has a schema version ``v``
@@ -60,7 +61,6 @@ TRANSLATION_SERVICE = "translation_worker"
 STORE_SERVICE = "transcript_store"
 
 
-RESULTS_PREFIX = "results:"
 
 
 @dataclass(frozen=True)
@@ -137,17 +137,6 @@ def transcriptions_streams(shards: Sequence[int] | None = None) -> list[str]:
     return _shard_names(TRANSCRIPTIONS, shards)
 
 
-def results_channel(session_id: str) -> str:
-    """Pub/sub channel on which workers publish one session's results."""
-    return f"{RESULTS_PREFIX}{_tagged(session_id)}"
-
-
-def session_of_results_channel(channel: str) -> str:
-    """The session id a ``results_channel`` name was made from."""
-    tail = channel[len(RESULTS_PREFIX):] if channel.startswith(RESULTS_PREFIX) else channel.split(":", 1)[-1]
-    if _layout.cluster and tail.startswith("{") and tail.endswith("}"):
-        return tail[1:-1]
-    return tail
 
 
 def result_stream_key(session_id: str) -> str:
@@ -446,13 +435,13 @@ def encode_result(result: PartialResult | FinalResult | TranslationResult | Erro
 
 def publish_result(pipe: Any, result: PartialResult | FinalResult | TranslationResult | ErrorResult) -> None:
     """Queue on ``pipe`` what a worker does with a result: append it to the session's result
-    stream (at-least-once delivery to the gateway; the gateway drops duplicates) and publish it
-    on the seed's ``results:{session}`` channel for any other listener."""
+    stream (at-least-once delivery to the gateway; the gateway drops duplicates). The seed's
+    ``results:{session}`` pub/sub channel is gone: nothing read it once the gateway read the
+    streams, and on a cluster every classic PUBLISH is relayed to every node."""
     data = encode_result(result)
     key = result_stream_key(result.session_id)
     pipe.xadd(key, {"r": data}, maxlen=RESULT_STREAM_MAXLEN, approximate=True)
     pipe.expire(key, RESULT_STREAM_TTL_SECONDS)
-    pipe.publish(results_channel(result.session_id), data)
 
 
 def decode_result(data: str | bytes) -> PartialResult | FinalResult | TranslationResult | ErrorResult:

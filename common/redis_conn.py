@@ -174,42 +174,13 @@ async def connect(
     return client
 
 
-async def open_pubsub(redis: aioredis.Redis) -> aioredis.client.PubSub:
-    """A pub/sub object (no connection yet: the first SUBSCRIBE opens it).
-
-    On a cluster the first SUBSCRIBE connects to the master of the channel's slot as the
-    client's slot map names it. After that node died the map still names it until something
-    refreshes it, and a resubscribe would knock on the dead node for ever: so the map is
-    refreshed first. (Classic pub/sub is cluster-wide: any live node delivers every channel.)
-    """
-    if isinstance(redis, RedisCluster):
-        try:
-            await redis.nodes_manager.initialize()
-        except (*_CLUSTER_TRANSIENT, RedisClusterException) as exc:
-            log.debug("slot map refresh failed (%s); subscribing with the old one", exc)
-        return cast(aioredis.client.PubSub, redis.pubsub(ignore_subscribe_messages=True))
-    return redis.pubsub(ignore_subscribe_messages=True)
-
-
 class ResultPipeline:
-    """The commands a worker sends once a batch is done: results and follow-up jobs.
-
-    On one node it is one pipeline (one round trip), as before. redis-py refuses PUBLISH
-    inside a cluster pipeline (a channel has no slot), so on a cluster the keyed commands go
-    through the cluster pipeline (split by node) and the publishes follow one by one, in
-    the order given. Classic PUBLISH on a cluster reaches subscribers on every node.
-    """
+    """The commands a worker sends once a batch is done: results and follow-up jobs, in one
+    non-transactional pipeline (on a cluster, redis-py's cluster pipeline sends each node its
+    share)."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
-        self._redis = redis
         self._pipe = redis.pipeline(transaction=False)
-        self._publishes: list[tuple[str, str | bytes]] | None = [] if is_cluster(redis) else None
-
-    def publish(self, channel: str, data: str | bytes) -> None:
-        if self._publishes is None:
-            self._pipe.publish(channel, data)
-        else:
-            self._publishes.append((channel, data))
 
     def xadd(self, name: str, fields: dict[Any, Any], **kwargs: Any) -> None:
         self._pipe.xadd(name, fields, **kwargs)
@@ -219,8 +190,6 @@ class ResultPipeline:
 
     async def execute(self) -> None:
         await self._pipe.execute()
-        for channel, data in self._publishes or ():
-            await self._redis.publish(channel, data)
 
     async def __aenter__(self) -> ResultPipeline:
         return self

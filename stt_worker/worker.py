@@ -3,7 +3,7 @@
 Each batch from the shared consumer loop goes through the job selector (finals first; stale
 partials skipped without inference), then one inference call in a worker thread (never on
 the event loop; one batch at a time), then every result is published in one pipeline:
-``final``/``realtime`` on ``results:{session}``, and finals whose session wants a translation
+``final``/``realtime`` on ``result_stream:{session}``, and finals whose session wants a translation
 also on ``transcriptions``. Only then does the consumer acknowledge the entries.
 """
 

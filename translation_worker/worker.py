@@ -2,7 +2,7 @@
 
 Batches from the shared consumer loop become one ``translate`` call on the manager (grouped
 by language pair inside, one ``translate_batch`` per group) in a worker thread. Each item
-ends as a ``translation`` on ``results:{session}``, or as an ``error`` carrying its
+ends as a ``translation`` on ``result_stream:{session}``, or as an ``error`` carrying its
 ``segment_id`` (``translation_unavailable``, ``unsupported_language_pair``) so the gateway
 stops waiting for it. The worker runs without a model: ``/health`` says ``degraded`` and why,
 ``/ready`` answers 503, and finals keep flowing through the STT workers meanwhile.

@@ -1,4 +1,4 @@
-"""The bus on a real Redis Cluster (3 masters, a replica each): client, names, consumer, pub/sub.
+"""The bus on a real Redis Cluster (3 masters, a replica each): client, names, consumer, result streams.
 
 The cluster is the session fixture ``redis_cluster`` (tests/conftest.py); every test empties
 it first. The failover test builds a cluster of its own, since it leaves one master dead.

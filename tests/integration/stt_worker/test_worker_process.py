@@ -1,6 +1,6 @@
 """The STT worker as a real process on a real Redis with the real tiny.en model.
 
-Covers the worker shell: consumption through the group, results on ``results:{session}``,
+Covers the worker shell: consumption through the group, results on ``result_stream:{session}``,
 finals with a target language on ``transcriptions``, the heartbeat, and a worker killed with
 SIGKILL in the middle of a job whose final another worker then publishes, and (with base) a
 job whose ``source_languages`` restricts detection, counted on /metrics.
@@ -17,6 +17,7 @@ import sys
 import time
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,6 +84,26 @@ def job(session: str, index: int, pcm: np.ndarray, target: str | None = None) ->
     )
 
 
+class ResultStreams:
+    """Results as the gateway reads them: the sessions' result streams, from their start."""
+
+    def __init__(self, client: aioredis.Redis, *sessions: str) -> None:
+        self.client = client
+        self.last: dict[str, str | bytes] = {bus.result_stream_key(s): "0-0" for s in sessions}
+        self.pending: list[Any] = []
+
+    async def get(self, timeout: float) -> Any:
+        """The next result, or None after ``timeout`` seconds without one."""
+        if not self.pending:
+            response = await self.client.xread(self.last, block=max(1, int(timeout * 1000)))  # type: ignore[arg-type]
+            for key, entries in response or []:
+                for entry_id, fields in entries:
+                    self.last[key.decode()] = entry_id
+                    if b"r" in fields:
+                        self.pending.append(bus.decode_result(fields[b"r"]))
+        return self.pending.pop(0) if self.pending else None
+
+
 @pytest.fixture
 def server() -> EmbeddedRedis:
     with EmbeddedRedis() as s:
@@ -91,8 +112,7 @@ def server() -> EmbeddedRedis:
 
 async def test_worker_transcribes_publishes_and_forwards_for_translation(server: EmbeddedRedis) -> None:
     client = aioredis.Redis.from_url(server.url)
-    pubsub = client.pubsub()
-    await pubsub.subscribe(bus.results_channel("s1"))
+    results = ResultStreams(client, "s1")
     proc, port = start_worker(server.url, 0)
     try:
         await wait_ready(port, proc)
@@ -102,9 +122,7 @@ async def test_worker_transcribes_publishes_and_forwards_for_translation(server:
         result = None
         async with compat_timeout(30):
             while result is None:
-                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
-                if msg:
-                    result = bus.decode_result(msg["data"])
+                result = await results.get(1)
         assert isinstance(result, bus.FinalResult)
         assert "weather" in result.text.lower() and "sunny" in result.text.lower()
         assert result.segment_id == "s1:0" and result.translation_expected
@@ -125,15 +143,13 @@ async def test_worker_transcribes_publishes_and_forwards_for_translation(server:
         assert proc.poll() is None
     finally:
         stop(proc)
-        await pubsub.aclose()
         await client.aclose()
     assert proc.returncode == 0  # graceful SIGTERM
 
 
 async def test_sigkill_mid_job_loses_nothing(server: EmbeddedRedis) -> None:
     client = aioredis.Redis.from_url(server.url)
-    pubsub = client.pubsub()
-    await pubsub.subscribe(bus.results_channel("k"))
+    results = ResultStreams(client, "k")
     # A long utterance (~24 s: eight clips) keeps the first worker busy long enough to kill it.
     long_pcm = np.concatenate([load(n) for n in ("en_weather", "en_meeting", "en_train", "en_coffee") * 2])
     a, port_a = start_worker(server.url, 0, CPU_THREADS="1", VAD_FILTER="false")
@@ -149,15 +165,13 @@ async def test_sigkill_mid_job_loses_nothing(server: EmbeddedRedis) -> None:
                 await asyncio.sleep(0.02)
         a.send_signal(signal.SIGKILL)
         a.wait(10)
-        assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1) is None
+        assert await results.get(0.1) is None
         b, port_b = start_worker(server.url, 1)
         await wait_ready(port_b, b)
         final = None
         async with compat_timeout(60):
             while final is None:
-                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
-                if msg:
-                    final = bus.decode_result(msg["data"])
+                final = await results.get(1)
         assert isinstance(final, bus.FinalResult) and final.segment_id == "k:0"
         assert final.worker.endswith("-1")  # the second worker published it
         assert "weather" in final.text.lower()
@@ -168,7 +182,6 @@ async def test_sigkill_mid_job_loses_nothing(server: EmbeddedRedis) -> None:
         if b is not None:
             stop(b)
         stop(a)
-        await pubsub.aclose()
         await client.aclose()
 
 
@@ -190,8 +203,7 @@ async def test_session_set_restricts_detection_and_metrics_count_it(tmp_path, re
     """A job's ``source_languages`` restricts detection (base); /metrics counts it."""
     with EmbeddedRedis() as server:
         client = aioredis.Redis.from_url(server.url)
-        pubsub = client.pubsub()
-        await pubsub.subscribe(bus.results_channel("free"), bus.results_channel("set"))
+        results = ResultStreams(client, "free", "set")
         proc, port = start_worker(server.url, 0, MODEL_SIZE="base", MODEL_CACHE_DIR=str(tmp_path),
                                   SOURCE_LANGUAGES="all")
         try:
@@ -202,9 +214,8 @@ async def test_session_set_restricts_detection_and_metrics_count_it(tmp_path, re
             finals: dict[str, bus.FinalResult] = {}
             async with compat_timeout(120):
                 while len(finals) < 2:
-                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
-                    if msg:
-                        result = bus.decode_result(msg["data"])
+                    result = await results.get(1)
+                    if result is not None:
                         assert isinstance(result, bus.FinalResult)
                         finals[result.session_id] = result
             free, restricted = finals["free"], finals["set"]
@@ -222,5 +233,4 @@ async def test_session_set_restricts_detection_and_metrics_count_it(tmp_path, re
             assert _counter(text, "stt_language_outside_set_total", str(free.language)) == 1
         finally:
             stop(proc)
-            await pubsub.aclose()
             await client.aclose()

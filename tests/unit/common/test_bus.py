@@ -24,7 +24,6 @@ def test_names_are_the_seeds() -> None:
     assert bus.AUDIO_JOBS == "audio_jobs"
     assert bus.TRANSCRIPTIONS == "transcriptions"
     assert (bus.STT_GROUP, bus.TRANSLATION_GROUP) == ("stt_workers", "translation_workers")
-    assert bus.results_channel("abc") == "results:abc"
     assert bus.session_key("abc") == "session:abc"
     assert bus.session_log_key("abc") == "session_log:abc"
     assert bus.heartbeat_key("stt_worker", "h-0") == "heartbeat:stt_worker:h-0"

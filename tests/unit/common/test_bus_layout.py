@@ -18,8 +18,8 @@ def test_single_node_keeps_the_seed_names() -> None:
     assert bus.transcriptions_streams() == ["transcriptions"]
     assert bus.session_key("abc") == "session:abc"
     assert bus.session_log_key("abc") == "session_log:abc"
-    assert bus.results_channel("abc") == "results:abc"
-    assert bus.session_of_results_channel("results:abc") == "abc"
+    assert bus.result_stream_key("abc") == "result_stream:abc"
+    assert bus.session_of_result_stream("result_stream:abc") == "abc"
 
 
 def test_cluster_names_put_a_session_on_one_slot() -> None:
@@ -27,10 +27,10 @@ def test_cluster_names_put_a_session_on_one_slot() -> None:
     sid = "5f0c2a9e1b7d4c3a"
     assert bus.session_key(sid) == f"session:{{{sid}}}"
     assert bus.session_log_key(sid) == f"session_log:{{{sid}}}"
-    assert bus.results_channel(sid) == f"results:{{{sid}}}"
-    slots = {key_slot(k.encode()) for k in (bus.session_key(sid), bus.session_log_key(sid), bus.results_channel(sid))}
-    assert slots == {key_slot(sid.encode())}
-    assert bus.session_of_results_channel(bus.results_channel(sid)) == sid
+    assert bus.result_stream_key(sid) == f"result_stream:{{{sid}}}"
+    keys = (bus.session_key(sid), bus.session_log_key(sid), bus.result_stream_key(sid))
+    assert {key_slot(k.encode()) for k in keys} == {key_slot(sid.encode())}
+    assert bus.session_of_result_stream(bus.result_stream_key(sid)) == sid
 
 
 def test_cluster_shards_each_stream_and_a_session_keeps_its_shard() -> None:
