@@ -83,8 +83,7 @@ class SessionWriter:
                 if not await ctx.store.write(session_id, self._holder, action.fields, action.message):
                     self._report(session_id, Fenced())
                 else:
-                    for record in self._records(session_id, action.fields, action.message):
-                        await bus.add_transcript(ctx.redis, record)
+                    await self.feed_store(session_id, action.fields, action.message)
             elif isinstance(action, sc.Note):
                 await ctx.router.note(session_id, action.text)
             elif (command := self._job_command(ctx.redis, action)) is not None:
@@ -143,7 +142,7 @@ class SessionWriter:
         return None
 
     async def feed_store(self, session_id: str, fields: dict[str, Any], message: dict[str, Any] | None) -> None:
-        """The transcript store's copy of a write made elsewhere (the session's creation)."""
+        """The transcript store's copy of a write, one XADD per record."""
         for record in self._records(session_id, fields, message):
             await bus.add_transcript(self._ctx.redis, record)
 
