@@ -67,8 +67,11 @@ def test_session_hint_keeps_a_doubtful_short_piece_in_the_session_language(
     base, traps, record_margin, path: str
 ) -> None:
     # Session-level evidence: the first 1.2 s of an Italian sentence alone is unclear to the
-    # model (English or Arabic, doubtfully, even within the set); with the session's
-    # confident language as the job's hint it is decoded as Italian.
+    # model: doubtful even within the set.  Which language it ranks first is not stable across
+    # CPUs (English or Arabic on one, Italian at p=0.32 on another, int8 kernels differ), so
+    # only the doubt is asserted, with its margin.  With the session's confident language as
+    # the job's hint it is decoded as Italian; and the hint, not the audio, decides: a hint
+    # that is not the audio's own top answer wins too.
     short = traps.audio("it_caffe")[: int(1.2 * 16000)]
     session = ("it", "es", "en", "fr", "de")
 
@@ -76,10 +79,11 @@ def test_session_hint_keeps_a_doubtful_short_piece_in_the_session_language(
         return base.transcribe_batch([req])[0] if path == "batched" else base.transcribe(req)
 
     alone = run(TranscribeRequest(short, source_languages=session))
-    assert alone.language != "it"
     record_margin("p(alone) below sticky", alone.language_probability, 0.8, "max")
-    hinted = run(TranscribeRequest(short, source_languages=session, language_hint="it"))
-    assert (hinted.language, hinted.language_probability_scope) == ("it", "set")
+    other = next(code for code in ("es", "fr") if code != alone.language)
+    for hint in ("it", other):
+        hinted = run(TranscribeRequest(short, source_languages=session, language_hint=hint))
+        assert (hinted.language, hinted.language_probability_scope) == (hint, "set"), (hint, alone)
 
 
 def test_deployment_set_applies_without_a_session_set(base_path, make_engine, traps, record_margin) -> None:
