@@ -154,6 +154,12 @@ class WorkerSettings(ConsumerSettings):
 
     device: Device = Field(default="auto", description="auto (CUDA when present), cuda or cpu.")
     max_batch_size: int = Field(default=8, ge=1, le=64, description="Jobs per batched inference.")
+    memory_trim_idle_seconds: float = Field(
+        default=1.0, ge=0, description="Give the allocator's free heap back after this long idle; 0 = never."
+    )
+    memory_soft_limit_mb: int = Field(
+        default=0, ge=0, description="Under load, give free heap back (at most every 10 s) while RSS is above this; 0 = never."
+    )
 
 
 def default_data_dir() -> Path:
@@ -290,6 +296,9 @@ class SttSettings(WorkerSettings):
     )
     stt_batched: bool = Field(
         default=True, description="Run a batch of jobs as one encode and one generate call."
+    )
+    memory_soft_limit_mb: int = Field(
+        default=400, ge=0, description="Under load, give free heap back (at most every 10 s) while RSS is above this; 0 = never."
     )
     encoder_window: Literal["dynamic", "full"] = Field(
         default="dynamic",

@@ -140,6 +140,16 @@ async def test_worker_transcribes_publishes_and_forwards_for_translation(server:
         letter = (await client.xrange(bus.DEAD_LETTERS))[0][1]
         assert letter[b"reason"].startswith(b"malformed: audio job metadata invalid")
         assert letter[b"stream"] == b"audio_jobs"
+        # Idle after its batches, the worker gives the allocator's free heap back (memtrim).
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http, compat_timeout(15):
+            while True:
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                    text = await r.text()
+                if re.search(r'^worker_memory_trims_total\{when="idle"\} [1-9]', text, re.M):
+                    break
+                await asyncio.sleep(0.2)
         assert proc.poll() is None
     finally:
         stop(proc)

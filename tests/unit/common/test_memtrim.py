@@ -1,0 +1,54 @@
+"""When a model worker gives free heap back: idle after a batch, or over the soft limit under load."""
+
+from __future__ import annotations
+
+import ctypes.util
+
+import numpy as np
+import pytest
+
+from common.memdebug import rss_bytes
+from common.memtrim import TrimPolicy, TrimSchedule, release_free_heap
+
+MB = 2**20
+
+
+def test_idle_trim_comes_once_after_a_batch_and_never_during_one() -> None:
+    s = TrimSchedule(TrimPolicy(idle_seconds=1.0))
+    assert not s.due_idle(100.0)  # nothing ran yet: nothing to give back
+    s.batch_started()
+    assert not s.due_idle(100.0)
+    assert not s.batch_ended(100.0, 900 * MB)  # no soft limit: never under load
+    assert not s.due_idle(100.9)
+    assert s.due_idle(101.0)
+    assert not s.due_idle(105.0)  # once per idle spell
+    s.batch_started()
+    assert not s.due_idle(200.0)  # a long batch is not idleness
+    s.batch_ended(200.0, 0)
+    assert s.due_idle(201.5)
+
+
+def test_over_the_soft_limit_a_busy_worker_trims_at_most_every_interval() -> None:
+    s = TrimSchedule(TrimPolicy(idle_seconds=1.0, soft_limit_bytes=400 * MB, min_interval=10.0))
+    ends = [(t, s.batch_ended(t, 500 * MB)) for t in np.arange(0.0, 30.0, 0.5)]
+    assert [t for t, trimmed in ends if trimmed] == [0.0, 10.0, 20.0]
+    assert not s.batch_ended(31.0, 300 * MB)  # under the limit: the idle trim will do
+
+
+def test_zero_disables_each_occasion() -> None:
+    s = TrimSchedule(TrimPolicy(idle_seconds=0, soft_limit_bytes=0))
+    s.batch_started()
+    assert not s.batch_ended(0.0, 10**12)
+    assert not s.due_idle(1e9)
+
+
+def test_release_gives_freed_heap_back() -> None:
+    # Many small blocks (below glibc's mmap threshold, so they live in the heap), then free
+    # most of them: the heap keeps the pages until trimmed.
+    if ctypes.util.find_library("c") is None:
+        pytest.skip("no C library to trim (not glibc)")
+    blocks = [bytearray(64 * 1024) for _ in range(3000)]  # about 190 MB touched
+    del blocks[:-1]
+    before = rss_bytes()
+    assert release_free_heap()
+    assert rss_bytes() < before - 50 * MB, (before / MB, rss_bytes() / MB)
