@@ -63,7 +63,7 @@ class GatewayService(Service):
         self.health_server = HealthServer.for_service(self.health, s, ssl_context)
         await self.health_server.start()
         redis = await connect_with(s)
-        router = ResultRouter(redis)
+        router = ResultRouter(redis, s.session_ttl_seconds)
         await router.start()
         silero = await asyncio.to_thread(SileroVad.shared) if s.use_silero else None
         name = f"{s.instance_name}:{s.gateway_port}"
@@ -113,6 +113,9 @@ class GatewayService(Service):
         ws = web.WebSocketResponse(
             max_msg_size=self.settings.max_frame_bytes,  # larger frames close the socket with 1009
             heartbeat=20, timeout=5,
+            # No permessage-deflate: the bulk is PCM, which deflate barely shrinks, and each
+            # compressing socket costs zlib state (hundreds of KB) plus CPU on every frame.
+            compress=False,
         )
         ctx = self.ctx
         try:

@@ -41,6 +41,9 @@ async def test_plain_get_and_websocket_share_the_port(make_gateway: Any, idle_re
         ready = json.loads(await ws.recv())
         assert ready["type"] == "ready"
         assert "Server" not in ws.response.headers
+        # The client offered permessage-deflate (websockets does by default); the gateway declines.
+        assert "permessage-deflate" in ws.request.headers["Sec-WebSocket-Extensions"]
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
 
 
 async def test_http_requests_are_rate_limited_per_ip(make_gateway: Any, idle_redis: Any) -> None:
