@@ -55,6 +55,10 @@ class SoakOptions:
     metrics_token: str | None = None
     allocations: bool = False  # also read /debug/memory (MEMORY_DEBUG=true) after each round
     max_rounds: int | None = None
+    #: Seconds between a round's end and reading RSS: each service is measured at rest (its
+    #: last batches done, a model worker's idle trim run), so what is compared round to round
+    #: is the memory kept, not the working set of batches still in flight.
+    round_pause: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -243,6 +247,8 @@ async def soak(run_options: RunOptions, clips: list[LoadedClip], options: SoakOp
             records, wall = await run(one_wave, clips)
             report = summarise(records, wall)
             finished += len(records)
+            if options.round_pause > 0:
+                await asyncio.sleep(options.round_pause)  # on purpose: see SoakOptions.round_pause
             rss = await read_rss(http, options.health)
             top = (await read_allocations(http, gateway_url, options.metrics_token)
                    if options.allocations and gateway_url else [])
@@ -332,6 +338,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--health", action="append", metavar="NAME=URL",
                        help="a service's ops URL, repeatable (default: gateway :8080, stt_worker :8081, "
                        "translation_worker :8082)")
+    group.add_argument("--round-pause", type=float, default=2.0, metavar="SECONDS",
+                       help="wait this long after each round before reading RSS (services at rest)")
     group.add_argument("--redis-url", default=None,
                        help="audit Redis keys after the soak: count, memory, per-session keys without TTL")
     group.add_argument("--redis-settle", type=float, default=0.0, metavar="SECONDS",
@@ -348,7 +356,7 @@ def main(args: argparse.Namespace, run_options: RunOptions, clips: list[LoadedCl
     options = SoakOptions(
         duration=args.soak, health=parse_health(args.health), warmup_rounds=args.warmup_rounds,
         max_growth_mb_per_100=args.max_growth_mb_per_100, redis_url=args.redis_url,
-        redis_settle=args.redis_settle, metrics_token=args.metrics_token, allocations=args.allocations,
+        redis_settle=args.redis_settle, round_pause=args.round_pause, metrics_token=args.metrics_token, allocations=args.allocations,
     )
     services = list(options.health)
     print(f"Soak: {options.duration:.0f} s of rounds of {run_options.clients} clients, "
