@@ -154,7 +154,7 @@ def session_of_result_stream(key: str) -> str:
 
 
 RESULT_STREAM_MAXLEN: Final = 1000
-RESULT_STREAM_TTL_SECONDS: Final = 3600  # like SESSION_TTL_SECONDS' default
+RESULT_STREAM_TTL_SECONDS: Final = 3600  # SESSION_TTL_SECONDS' default; services pass theirs
 
 
 def gateway_wake_key(gateway: str) -> str:
@@ -433,7 +433,8 @@ def encode_result(result: PartialResult | FinalResult | TranslationResult | Erro
     return result.model_dump_json(exclude_none=False)
 
 
-def publish_result(pipe: Any, result: PartialResult | FinalResult | TranslationResult | ErrorResult) -> None:
+def publish_result(pipe: Any, result: PartialResult | FinalResult | TranslationResult | ErrorResult,
+                   ttl: int = RESULT_STREAM_TTL_SECONDS) -> None:
     """Queue on ``pipe`` what a worker does with a result: append it to the session's result
     stream (at-least-once delivery to the gateway; the gateway drops duplicates). The seed's
     ``results:{session}`` pub/sub channel is gone: nothing read it once the gateway read the
@@ -441,7 +442,7 @@ def publish_result(pipe: Any, result: PartialResult | FinalResult | TranslationR
     data = encode_result(result)
     key = result_stream_key(result.session_id)
     pipe.xadd(key, {"r": data}, maxlen=RESULT_STREAM_MAXLEN, approximate=True)
-    pipe.expire(key, RESULT_STREAM_TTL_SECONDS)
+    pipe.expire(key, ttl)  # SESSION_TTL_SECONDS: the stream lives as long as the session
 
 
 def decode_result(data: str | bytes) -> PartialResult | FinalResult | TranslationResult | ErrorResult:

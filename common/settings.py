@@ -44,6 +44,11 @@ class CommonSettings(SecuritySettings):
         default=SecretStr("redis://localhost:6379"),
         description="Redis URL: redis://[user:password@]host:port/db, or rediss:// for TLS.",
     )
+    session_ttl_seconds: int = Field(
+        default=3600, ge=10,
+        description="TTL of a session's keys in Redis (state, result log, result stream); "
+        "every service that writes them uses it.",
+    )
     redis_ca_file: Path | None = Field(default=None, description="CA bundle for rediss://.")
     redis_connect_timeout_seconds: float = Field(
         default=30.0, gt=0, description="How long a service retries Redis at start."
@@ -158,7 +163,7 @@ class WorkerSettings(ConsumerSettings):
         default=1.0, ge=0, description="Give the allocator's free heap back after this long idle; 0 = never."
     )
     memory_soft_limit_mb: int = Field(
-        default=0, ge=0, description="Under load, give free heap back (at most every 10 s) while RSS is above this; 0 = never."
+        default=400, ge=0, description="Under load, give free heap back (at most every 10 s) while RSS is above this; 0 = never."
     )
 
 
@@ -225,9 +230,6 @@ class GatewaySettings(DatabaseSettings):
     )
     max_session_seconds: float = Field(
         default=14400.0, gt=0, description="Longest session before it is closed."
-    )
-    session_ttl_seconds: int = Field(
-        default=3600, ge=10, description="TTL of session state and its result log in Redis."
     )
     session_log_maxlen: int = Field(
         default=1000, ge=10, description="Results kept per session for replay after a reconnect."
@@ -296,9 +298,6 @@ class SttSettings(WorkerSettings):
     )
     stt_batched: bool = Field(
         default=True, description="Run a batch of jobs as one encode and one generate call."
-    )
-    memory_soft_limit_mb: int = Field(
-        default=400, ge=0, description="Under load, give free heap back (at most every 10 s) while RSS is above this; 0 = never."
     )
     encoder_window: Literal["dynamic", "full"] = Field(
         default="dynamic",

@@ -66,8 +66,9 @@ class ResultRouter:
     """Several holders may read one session at once (a client that resumed while its old
     connection is still open): each gets every entry after its own last id."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, ttl: int = bus.RESULT_STREAM_TTL_SECONDS) -> None:
         self._redis = redis
+        self._ttl = ttl  # SESSION_TTL_SECONDS, as the workers' appends set it
         self._wake_key = bus.gateway_wake_key(uuid.uuid4().hex)
         self._wake_last = START
         self._sessions: dict[str, dict[str, _Holder]] = {}
@@ -93,7 +94,7 @@ class ResultRouter:
             return  # the poll loop waits on ``_changed``, set by the caller
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.xadd(self._wake_key, {"w": "1"}, maxlen=16, approximate=False)
-            pipe.expire(self._wake_key, bus.RESULT_STREAM_TTL_SECONDS)
+            pipe.expire(self._wake_key, self._ttl)
             await pipe.execute()
 
     def detach(self, session_id: str, holder: str) -> None:
@@ -107,12 +108,11 @@ class ResultRouter:
             self.queue_note(pipe, session_id, text)
             await pipe.execute()
 
-    @staticmethod
-    def queue_note(pipe: Any, session_id: str, text: str) -> None:
+    def queue_note(self, pipe: Any, session_id: str, text: str) -> None:
         """:meth:`note` queued on a pipeline (its first reply is the entry id)."""
         key = bus.result_stream_key(session_id)
         pipe.xadd(key, {"c": text}, maxlen=bus.RESULT_STREAM_MAXLEN, approximate=True)
-        pipe.expire(key, bus.RESULT_STREAM_TTL_SECONDS)
+        pipe.expire(key, self._ttl)
 
     def _dispatch(self, session_id: str, entry_id: str, fields: dict[bytes | str, bytes | str]) -> None:
         holders = [h for h in self._sessions.get(session_id, {}).values() if _id(entry_id) > _id(h.last)]

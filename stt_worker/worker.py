@@ -110,7 +110,7 @@ class SttWorker(StreamWorker[Job]):
                     metrics.JOBS.labels("partial", "skipped").inc()
                     job = entry.job[0]
                     # Tell the gateway the partial slot is free again; it forwards nothing.
-                    bus.publish_result(pipe, self._skipped(job))
+                    bus.publish_result(pipe, self._skipped(job), self.settings.session_ttl_seconds)
                 await pipe.execute()
         return [e.id for e in entries]
 
@@ -186,7 +186,7 @@ class SttWorker(StreamWorker[Job]):
                 worker=self.worker_name,
                 inference_seconds=round(t.inference_seconds, 4),
             )
-            bus.publish_result(pipe, partial)
+            bus.publish_result(pipe, partial, self.settings.session_ttl_seconds)
             return
         if t.language_probability_scope != "hint" and t.language:
             metrics.LANGUAGE_DETECTIONS.labels(t.language).inc()
@@ -217,7 +217,7 @@ class SttWorker(StreamWorker[Job]):
             commit=job.commit,
         )
         # The transcript store hears of finals from the gateway, which knows what was sent.
-        bus.publish_result(pipe, final)
+        bus.publish_result(pipe, final, self.settings.session_ttl_seconds)
         if wants_translation:
             assert job.target_language is not None
             pipe.xadd(

@@ -140,7 +140,7 @@ class TranslationWorker(StreamWorker[bus.TranscriptionJob]):
                         message=outcome.error_message or "translation failed",
                         traceparent=traceparent,
                     )
-                bus.publish_result(pipe, result)
+                bus.publish_result(pipe, result, self.settings.session_ttl_seconds)
             await pipe.execute()
         self._update_health()
         return [e.id for e in entries]

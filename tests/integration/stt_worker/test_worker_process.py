@@ -113,7 +113,7 @@ def server() -> EmbeddedRedis:
 async def test_worker_transcribes_publishes_and_forwards_for_translation(server: EmbeddedRedis) -> None:
     client = aioredis.Redis.from_url(server.url)
     results = ResultStreams(client, "s1")
-    proc, port = start_worker(server.url, 0)
+    proc, port = start_worker(server.url, 0, SESSION_TTL_SECONDS="120")
     try:
         await wait_ready(port, proc)
         beats = [k async for k in client.scan_iter("heartbeat:stt_worker:*")]
@@ -127,6 +127,8 @@ async def test_worker_transcribes_publishes_and_forwards_for_translation(server:
         assert "weather" in result.text.lower() and "sunny" in result.text.lower()
         assert result.segment_id == "s1:0" and result.translation_expected
         assert result.worker.endswith("-0")
+        # The session's result stream lives as long as the session: SESSION_TTL_SECONDS.
+        assert 0 < await client.ttl(bus.result_stream_key("s1")) <= 120
         entries = await client.xrange(bus.TRANSCRIPTIONS)
         forwarded = bus.decode_transcription_job(entries[0][1])
         assert forwarded.target_language == "es" and forwarded.text == result.text
