@@ -203,7 +203,8 @@ class HealthServer:
         if self._allocations is not None:
             self._allocations.start()
             log.warning("MEMORY_DEBUG is on: tracemalloc traces every allocation (slow); /debug/memory")
-        self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False,
+                                    shutdown_timeout=3.0)  # a check stuck on Redis must not hold a stop
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl, reuse_address=True)
         await site.start()

@@ -21,6 +21,8 @@ from common.redis_conn import RETRYABLE
 
 log = logging.getLogger(__name__)
 
+GOODBYE_SECONDS = 2.0  # the longest a stopping service waits for its last Redis write
+
 
 class Heartbeat:
     """Writes the key every ttl/3 seconds until stopped; deletes it on ``stop``."""
@@ -68,9 +70,11 @@ class Heartbeat:
         except asyncio.CancelledError:
             pass
         try:
-            await self._redis.delete(self.key)
-        except RETRYABLE as exc:
-            log.warning("could not delete heartbeat %s: %s", self.key, exc)
+            # Bounded: a stopping service must not wait out the client's retries on a Redis
+            # that does not answer; the key expires by its TTL anyway.
+            await asyncio.wait_for(self._redis.delete(self.key), GOODBYE_SECONDS)
+        except (asyncio.TimeoutError, *RETRYABLE) as exc:
+            log.warning("could not delete heartbeat %s: %s", self.key, exc.__class__.__name__)
 
 
 async def live_instances(redis: aioredis.Redis, service: str = "*") -> dict[str, dict[str, Any]]:

@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter
 
 from common import bus
+from common.heartbeat import GOODBYE_SECONDS
 from common.redis_conn import RETRYABLE
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,9 @@ class ResultRouter:
         self._changed.set()
         task, self._task = self._task, None
         try:
-            await self._wake()
+            # Each Redis step bounded: a Redis that does not answer must not hold a shutdown
+            # through the client's retries (the wake stream expires by its TTL anyway).
+            await asyncio.wait_for(self._wake(), GOODBYE_SECONDS)
             if task is not None:
                 await asyncio.wait_for(asyncio.shield(task), 2.0)
         except (asyncio.TimeoutError, *RETRYABLE):
@@ -203,5 +206,5 @@ class ResultRouter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, *RETRYABLE):
                 await asyncio.wait_for(task, 2.0)
-        with contextlib.suppress(*RETRYABLE):
-            await self._redis.delete(self._wake_key)
+        with contextlib.suppress(asyncio.TimeoutError, *RETRYABLE):
+            await asyncio.wait_for(self._redis.delete(self._wake_key), GOODBYE_SECONDS)

@@ -408,3 +408,25 @@ async def test_partials_off_and_word_timestamps_on_request(make_gateway: Any, st
     words = final["words"]
     assert words and "sunny" in " ".join(w["word"].lower() for w in words)
     assert all(final["start"] - 0.5 <= w["start"] <= w["end"] <= final["end"] + 0.5 for w in words)
+
+
+async def test_shutdown_is_bounded_when_redis_stops_answering() -> None:
+    # A Redis that hangs (SIGSTOP: connections queue, nothing answers) must not hold a stop
+    # through the client's retries: heartbeat, router and health server give up on their own.
+    import os
+    import signal
+
+    from common.embedded_redis import EmbeddedRedis
+    from common.settings import GatewaySettings
+    from gateway.service import GatewayService
+
+    with EmbeddedRedis() as redis:
+        service = GatewayService(GatewaySettings(redis_url=redis.url, gateway_port=0, health_port=0))  # type: ignore[arg-type]
+        await service.startup()
+        assert redis.pid is not None
+        os.kill(redis.pid, signal.SIGSTOP)
+        try:
+            # Generous against this machine's speed; without the bounds it took minutes.
+            await asyncio.wait_for(service.shutdown(), 30)
+        finally:
+            os.kill(redis.pid, signal.SIGCONT)
