@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import random
+import subprocess
+import sys
 import tempfile
 import time
-import wave
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,20 +25,26 @@ import numpy as np
 
 from common.memdebug import malloc_trim, rss_bytes
 from common.memtrim import TrimPolicy, TrimSchedule, release_free_heap
+from demos.audio_tools import read_wav_pcm16
+from demos.conversation import DEFAULT_OUT
+from demos.manifest import load_manifest
 from stt_worker.engine import EngineOptions, TranscribeRequest, WhisperEngine
 from stt_worker.models import resolve_model
 
-CLIPS = Path(__file__).resolve().parent.parent / "demos" / "audio" / "conversation"
 MB = 2**20
 
 
 def load_clips() -> list[np.ndarray]:
+    """The conversational clips, built on demand (a clean checkout has none), as float32.
+
+    Built in a child process: synthesis loads TTS models, and this process's RSS must be the
+    engine's alone."""
+    subprocess.run([sys.executable, "-m", "demos.conversation", "--out", str(DEFAULT_OUT)], check=True)
+    manifest = load_manifest(DEFAULT_OUT)
     clips = []
-    for path in sorted(CLIPS.glob("*.wav")):
-        with wave.open(str(path)) as w:
-            clips.append(np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768)
-    if not clips:
-        raise SystemExit(f"no clips in {CLIPS}: python -m demos.conversation builds them")
+    for name in sorted(manifest.clips):
+        pcm, _rate = read_wav_pcm16((DEFAULT_OUT / f"{name}.wav").read_bytes())
+        clips.append(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768)
     return clips
 
 
@@ -63,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             requests.append(TranscribeRequest(clip[at:at + length], language="en", partial=rng.random() < 0.7,
                                               word_timestamps=rng.random() < 0.5))
         engine.transcribe_batch(requests)
-        if args.trim == "each" or (args.trim == "soft" and schedule.batch_ended(time.monotonic(), rss_bytes())):
+        if args.trim == "each" or (args.trim == "soft" and schedule.batch_ended(time.monotonic(), rss_bytes)):
             trims += release_free_heap()
         if i % 25 == 0:
             print(f"  batch {i:4d}  rss {rss_bytes() / MB:6.1f} MB  {time.perf_counter() - started:6.0f} s")

@@ -17,11 +17,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from common.bus import heartbeat_key, heartbeat_pattern
-from common.redis_conn import RETRYABLE
+from common.redis_conn import RETRYABLE, last_write
 
 log = logging.getLogger(__name__)
-
-GOODBYE_SECONDS = 2.0  # the longest a stopping service waits for its last Redis write
 
 
 class Heartbeat:
@@ -69,12 +67,8 @@ class Heartbeat:
             await task
         except asyncio.CancelledError:
             pass
-        try:
-            # Bounded: a stopping service must not wait out the client's retries on a Redis
-            # that does not answer; the key expires by its TTL anyway.
-            await asyncio.wait_for(self._redis.delete(self.key), GOODBYE_SECONDS)
-        except (asyncio.TimeoutError, *RETRYABLE) as exc:
-            log.warning("could not delete heartbeat %s: %s", self.key, exc.__class__.__name__)
+        if not await last_write(self._redis.delete(self.key)):
+            log.warning("could not delete heartbeat %s; it expires by its TTL", self.key)
 
 
 async def live_instances(redis: aioredis.Redis, service: str = "*") -> dict[str, dict[str, Any]]:

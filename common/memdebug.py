@@ -10,14 +10,14 @@ own bookkeeping, which is why it is off by default and never on in production.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import tracemalloc
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import psutil
+
+from common.memtrim import release_free_heap
 
 _PROCESS = psutil.Process()
 
@@ -33,15 +33,10 @@ def malloc_trim() -> tuple[int, int] | None:
     A diagnostic: when RSS falls back close to where it started, the growth was memory the
     allocator held free (fragmentation), not objects kept alive. None off glibc.
     """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    libc = ctypes.CDLL(name)
-    if not hasattr(libc, "malloc_trim"):
-        return None
     gc.collect()
     before = rss_bytes()
-    libc.malloc_trim(0)
+    if not release_free_heap():
+        return None
     return before, rss_bytes()
 
 

@@ -23,6 +23,7 @@ import ctypes
 import ctypes.util
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -50,12 +51,13 @@ class TrimSchedule:
     def batch_started(self) -> None:
         self._busy = True
 
-    def batch_ended(self, now: float, rss: int) -> bool:
+    def batch_ended(self, now: float, rss: Callable[[], int]) -> bool:
+        """``rss`` is read only when a soft-limit trim may be due (not after every batch)."""
         self._busy = False
         self._dirty = True
         self._last_batch = now
         p = self.policy
-        if p.soft_limit_bytes and rss > p.soft_limit_bytes and now - self._last_trim >= p.min_interval:
+        if p.soft_limit_bytes and now - self._last_trim >= p.min_interval and rss() > p.soft_limit_bytes:
             return self._trimmed(now)
         return False
 

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import ssl
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -46,6 +47,20 @@ RETRYABLE = (
     RedisConnectionError, RedisTimeoutError, ConnectionResetError, OSError,
     ClusterDownError, TryAgainError, RedisClusterException,
 )
+
+#: The longest a stopping service waits for one of its last writes (see :func:`last_write`).
+GOODBYE_SECONDS = 2.0
+
+
+async def last_write(awaitable: Awaitable[Any]) -> bool:
+    """One of a stopping service's last Redis writes (a heartbeat's delete, a wake-up), bounded
+    by ``GOODBYE_SECONDS``: a Redis that does not answer must not hold a shutdown through the
+    client's retries, and what is not written expires by its TTL. False when it did not land."""
+    try:
+        await asyncio.wait_for(awaitable, GOODBYE_SECONDS)
+    except (asyncio.TimeoutError, *RETRYABLE):
+        return False
+    return True
 
 
 # How long a cluster command keeps retrying through a failover: longer than a replica needs

@@ -163,7 +163,8 @@ class WorkerSettings(ConsumerSettings):
         default=1.0, ge=0, description="Give the allocator's free heap back after this long idle; 0 = never."
     )
     memory_soft_limit_mb: int = Field(
-        default=400, ge=0, description="Under load, give free heap back (at most every 10 s) while RSS is above this; 0 = never."
+        default=400, ge=0,
+        description="Under load, give free heap back (at most every 10 s) while RSS is above this; 0 = never.",
     )
 
 

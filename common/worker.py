@@ -264,8 +264,8 @@ class StreamWorker(StreamService[T]):
         try:
             return await self.handle(entries)
         finally:
-            if self.trim.batch_ended(time.monotonic(), self.rss_bytes()):
-                self._release("over_soft_limit")
+            if self.trim.batch_ended(time.monotonic(), self.rss_bytes):
+                await self._release("over_soft_limit")
 
     async def _trim_when_idle(self) -> None:
         period = self.trim.policy.idle_seconds / 2
@@ -274,11 +274,12 @@ class StreamWorker(StreamService[T]):
         while True:
             await asyncio.sleep(period)
             if self.trim.due_idle(time.monotonic()):
-                self._release("idle")
+                await self._release("idle")
 
-    def _release(self, when: str) -> None:
-        # On the event loop, between batches: about 10 ms, and no inference runs meanwhile.
-        if release_free_heap():
+    async def _release(self, when: str) -> None:
+        # 10-30 ms in a thread, off the event loop (heartbeat, health). After a batch the
+        # consumer waits for it, so it never competes with inference for the heap's locks.
+        if await asyncio.to_thread(release_free_heap):
             MEMORY_TRIMS.labels(when).inc()
 
     async def shutdown(self) -> None:

@@ -356,7 +356,8 @@ def main(args: argparse.Namespace, run_options: RunOptions, clips: list[LoadedCl
     options = SoakOptions(
         duration=args.soak, health=parse_health(args.health), warmup_rounds=args.warmup_rounds,
         max_growth_mb_per_100=args.max_growth_mb_per_100, redis_url=args.redis_url,
-        redis_settle=args.redis_settle, round_pause=args.round_pause, metrics_token=args.metrics_token, allocations=args.allocations,
+        redis_settle=args.redis_settle, round_pause=args.round_pause, metrics_token=args.metrics_token,
+        allocations=args.allocations,
     )
     services = list(options.health)
     print(f"Soak: {options.duration:.0f} s of rounds of {run_options.clients} clients, "

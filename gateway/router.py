@@ -32,8 +32,7 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter
 
 from common import bus
-from common.heartbeat import GOODBYE_SECONDS
-from common.redis_conn import RETRYABLE
+from common.redis_conn import RETRYABLE, last_write
 
 log = logging.getLogger(__name__)
 
@@ -194,17 +193,11 @@ class ResultRouter:
         self._closing = True
         self._changed.set()
         task, self._task = self._task, None
-        try:
-            # Each Redis step bounded: a Redis that does not answer must not hold a shutdown
-            # through the client's retries (the wake stream expires by its TTL anyway).
-            await asyncio.wait_for(self._wake(), GOODBYE_SECONDS)
-            if task is not None:
+        if await last_write(self._wake()) and task is not None:
+            with contextlib.suppress(asyncio.TimeoutError, *RETRYABLE):
                 await asyncio.wait_for(asyncio.shield(task), 2.0)
-        except (asyncio.TimeoutError, *RETRYABLE):
-            pass
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, *RETRYABLE):
                 await asyncio.wait_for(task, 2.0)
-        with contextlib.suppress(asyncio.TimeoutError, *RETRYABLE):
-            await asyncio.wait_for(self._redis.delete(self._wake_key), GOODBYE_SECONDS)
+        await last_write(self._redis.delete(self._wake_key))

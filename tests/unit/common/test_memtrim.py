@@ -18,27 +18,27 @@ def test_idle_trim_comes_once_after_a_batch_and_never_during_one() -> None:
     assert not s.due_idle(100.0)  # nothing ran yet: nothing to give back
     s.batch_started()
     assert not s.due_idle(100.0)
-    assert not s.batch_ended(100.0, 900 * MB)  # no soft limit: never under load
+    assert not s.batch_ended(100.0, lambda: 900 * MB)  # no soft limit: never under load
     assert not s.due_idle(100.9)
     assert s.due_idle(101.0)
     assert not s.due_idle(105.0)  # once per idle spell
     s.batch_started()
     assert not s.due_idle(200.0)  # a long batch is not idleness
-    s.batch_ended(200.0, 0)
+    s.batch_ended(200.0, lambda: 0)
     assert s.due_idle(201.5)
 
 
 def test_over_the_soft_limit_a_busy_worker_trims_at_most_every_interval() -> None:
     s = TrimSchedule(TrimPolicy(idle_seconds=1.0, soft_limit_bytes=400 * MB, min_interval=10.0))
-    ends = [(t, s.batch_ended(t, 500 * MB)) for t in np.arange(0.0, 30.0, 0.5)]
+    ends = [(t, s.batch_ended(t, lambda: 500 * MB)) for t in np.arange(0.0, 30.0, 0.5)]
     assert [t for t, trimmed in ends if trimmed] == [0.0, 10.0, 20.0]
-    assert not s.batch_ended(31.0, 300 * MB)  # under the limit: the idle trim will do
+    assert not s.batch_ended(31.0, lambda: 300 * MB)  # under the limit: the idle trim will do
 
 
 def test_zero_disables_each_occasion() -> None:
     s = TrimSchedule(TrimPolicy(idle_seconds=0, soft_limit_bytes=0))
     s.batch_started()
-    assert not s.batch_ended(0.0, 10**12)
+    assert not s.batch_ended(0.0, lambda: 10**12)
     assert not s.due_idle(1e9)
 
 
@@ -52,3 +52,20 @@ def test_release_gives_freed_heap_back() -> None:
     before = rss_bytes()
     assert release_free_heap()
     assert rss_bytes() < before - 50 * MB, (before / MB, rss_bytes() / MB)
+
+
+def test_rss_is_read_only_when_a_soft_limit_trim_may_be_due() -> None:
+    reads: list[int] = []
+
+    def rss() -> int:
+        reads.append(1)
+        return 500 * MB
+
+    off = TrimSchedule(TrimPolicy(soft_limit_bytes=0))
+    on = TrimSchedule(TrimPolicy(soft_limit_bytes=400 * MB, min_interval=10.0))
+    for t in range(10):
+        off.batch_ended(float(t), rss)
+    assert reads == []
+    for t in range(10):  # a trim at 0, then nothing due before 10
+        on.batch_ended(float(t), rss)
+    assert len(reads) == 1
