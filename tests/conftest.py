@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,24 @@ def _dump_asyncio_tasks(signum: int, frame: object) -> None:
     print(f"\n--- {len(tasks)} asyncio task(s) ---", file=sys.stderr, flush=True)
     for task in tasks:
         task.print_stack(file=sys.stderr)
+
+
+@pytest.fixture(autouse=True)
+def _tasks_dumped_before_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Shortly before pytest-timeout ends a hung test, dump its asyncio tasks (SIGUSR1): the
+    dump lands in the test's captured stderr, so a hang on another machine's CI says which
+    await never returned. Autouse fixtures are torn down last, so this covers the other
+    fixtures' teardown too."""
+    marker = request.node.get_closest_marker("timeout")
+    limit = float(marker.args[0]) if marker and marker.args else float(request.config.getini("timeout") or 0)
+    timer = None
+    if limit > 0 and hasattr(signal, "SIGUSR1"):
+        timer = threading.Timer(max(1.0, limit - 15.0), os.kill, (os.getpid(), signal.SIGUSR1))
+        timer.daemon = True
+        timer.start()
+    yield
+    if timer is not None:
+        timer.cancel()
 
 
 def pytest_configure(config: pytest.Config) -> None:
