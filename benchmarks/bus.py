@@ -14,13 +14,16 @@ Steps (each as the services do it):
 
 * ``xadd_job``      gateway: XADD of an audio job (JSON meta + int16 PCM) to ``audio_jobs``
 * ``read_ack_job``  STT worker: XREADGROUP of batches of 8, then XACK + XDEL in one pipeline
-* ``publish``       worker: PUBLISH of a final (JSON) to ``results:{id}``, one subscriber reading
+* ``result_stream`` worker: a final (JSON) appended to ``result_stream:{id}`` (XADD capped +
+  EXPIRE, one pipeline); one reader, as the gateway's router, XREADs every session's stream
+  from its last id
 * ``record_final``  gateway: the session log (XADD capped + EXPIRE + HSET + EXPIRE, one pipeline)
 * ``xadd_transcr``  STT worker: XADD of a translation job to ``transcriptions``
 * ``xlen``          gateway: the queue-depth poll (per shard, 5 times a second per gateway)
-* ``cluster_publish`` (with ``--cluster``): the same PUBLISH sent to one master of a local
-  3-master cluster, a subscriber on another; the CPU and bytes of *each* node are reported,
-  because a cluster broadcasts every classic PUBLISH to every node over its bus
+* ``cluster_result_stream`` (with ``--cluster``): the same appends through the cluster client
+  on a local 3-master cluster, the CPU and bytes of *each* node reported: a result stream is
+  keyed, so only the master of its slot pays (the classic PUBLISH it replaced was relayed to
+  every node)
 
 With ``--repeat N`` each step runs N times and the least server CPU is kept (the run least
 disturbed by the other processes); bytes do not vary.
@@ -133,30 +136,42 @@ def run(jobs: int, audio_seconds: list[float]) -> list[StepCost]:
     return results
 
 
+class _StreamReader(threading.Thread):
+    """The gateway router's read: one blocking XREAD over every held session's result stream,
+    each from the last id seen, until ``expected`` entries have come."""
+
+    def __init__(self, client: redis.Redis, keys: list[str], expected: int) -> None:
+        super().__init__(daemon=True)
+        self.client, self.expected, self.received = client, expected, 0
+        self.last = {key: "0-0" for key in keys}
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while self.received < self.expected and not self._stopping.is_set():
+            reply: Any = self.client.xread(self.last, count=512, block=100)  # type: ignore[arg-type]
+            for key, entries in reply or []:
+                self.last[key.decode()] = entries[-1][0].decode()
+                self.received += len(entries)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(5)
+        self.client.close()
+
+
 def _result_steps(server: EmbeddedRedis, client: redis.Redis, jobs: int) -> list[StepCost]:
     client.flushall()
     finals = [_final(i) for i in range(jobs)]
-    subscriber = redis.Redis.from_url(server.url).pubsub(ignore_subscribe_messages=True)
-    channels = sorted({bus.results_channel(json.loads(f)["session_id"]) for f in finals})
-    subscriber.subscribe(*channels)
-    received = 0
-    stop = threading.Event()
-
-    def drain() -> None:
-        nonlocal received
-        while not stop.is_set():
-            if subscriber.get_message(timeout=0.1) is not None:
-                received += 1
-
-    reader = threading.Thread(target=drain, daemon=True)
+    sessions = sorted({json.loads(f)["session_id"] for f in finals})
+    reader = _StreamReader(redis.Redis.from_url(server.url), [bus.result_stream_key(s) for s in sessions], jobs)
     reader.start()
 
-    def publish() -> None:
-        for i, data in enumerate(finals):
-            client.publish(channels[i % len(channels)], data)
-        deadline = time.monotonic() + 10
-        while received < jobs and time.monotonic() < deadline:
-            time.sleep(0.01)
+    def append() -> None:
+        for data in finals:
+            pipe = client.pipeline(transaction=False)
+            bus.publish_result(pipe, bus.decode_result(data), 3600)
+            pipe.execute()
+        reader.join(30)
 
     def record() -> None:
         for i, data in enumerate(finals):
@@ -176,12 +191,10 @@ def _result_steps(server: EmbeddedRedis, client: redis.Redis, jobs: int) -> list
                                        target_language="es", created_at=time.time())
             client.xadd(bus.TRANSCRIPTIONS, bus.encode_transcription_job(job))
 
-    out = [_measure(client, "publish", 0, jobs, publish)]
-    stop.set()
-    reader.join()
-    subscriber.close()
-    if received < jobs:
-        raise RuntimeError(f"subscriber got {received} of {jobs} results")
+    out = [_measure(client, "result_stream", 0, jobs, append)]
+    reader.stop()
+    if reader.received < jobs:
+        raise RuntimeError(f"the reader got {reader.received} of {jobs} results")
     out.append(_measure(client, "record_final", 0, jobs, record))
     out.append(_measure(client, "xadd_transcr", 0, jobs, xadd_transcription))
 
@@ -193,41 +206,29 @@ def _result_steps(server: EmbeddedRedis, client: redis.Redis, jobs: int) -> list
     return out
 
 
-def cluster_publish(jobs: int) -> list[StepCost]:
-    """PUBLISH to node 0 of a 3-master cluster, one subscriber on node 1: cost on every node."""
+def cluster_result_stream(jobs: int) -> list[StepCost]:
+    """The result appends through the cluster client on a 3-master cluster: cost on every node."""
+    from redis.cluster import RedisCluster
+
     from common.embedded_cluster import EmbeddedCluster
 
-    finals = [_final(i) for i in range(jobs)]
+    finals = [bus.decode_result(_final(i)) for i in range(jobs)]
     with EmbeddedCluster(masters=3, replicas=0) as cluster:
         nodes = [redis.Redis(host="127.0.0.1", port=p) for p in cluster.ports]
-        subscriber = nodes[1].pubsub(ignore_subscribe_messages=True)
-        channels = sorted({bus.results_channel(json.loads(f)["session_id"]) for f in finals})
-        subscriber.subscribe(*channels)
-        received = 0
-
-        def drain() -> None:
-            nonlocal received
-            while received < jobs:
-                if subscriber.get_message(timeout=0.1) is not None:
-                    received += 1
-
-        reader = threading.Thread(target=drain, daemon=True)
-        reader.start()
+        client = RedisCluster(host="127.0.0.1", port=cluster.ports[0])
         before = [_counters(n) for n in nodes]
         started = time.perf_counter()
-        for i, data in enumerate(finals):
-            nodes[0].publish(channels[i % len(channels)], data)
-        reader.join(30)
+        for final in finals:
+            pipe = client.pipeline(transaction=False)
+            bus.publish_result(pipe, final, 3600)
+            pipe.execute()
         wall = time.perf_counter() - started
         after = [_counters(n) for n in nodes]
-        subscriber.close()
-        if received < jobs:
-            raise RuntimeError(f"subscriber got {received} of {jobs} results")
+        client.close()
         out = []
         for k, (b, a) in enumerate(zip(before, after, strict=True)):
-            role = {0: "publisher's node", 1: "subscriber's node"}.get(k, "third node")
-            # The cluster bus (node to node) is not in total_net_*: it carries each message too.
-            out.append(StepCost(f"cluster_publish ({role})", 0, jobs, round((a[0] - b[0]) / jobs * 1e6, 2),
+            # Each stream is on one master; the 500 sessions spread over the three.
+            out.append(StepCost(f"cluster_result_stream (node {k})", 0, jobs, round((a[0] - b[0]) / jobs * 1e6, 2),
                                 round((a[1] - b[1]) / jobs, 1), round((a[2] - b[2]) / jobs, 1),
                                 round(wall / jobs * 1e6, 1)))
         for n in nodes:
@@ -254,14 +255,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--audio-seconds", type=float, nargs="+", default=[1.0, 2.0, 4.0])
     parser.add_argument("--repeat", type=int, default=1, help="runs per step; the least CPU is kept")
-    parser.add_argument("--cluster", action="store_true", help="also measure PUBLISH on a 3-master cluster")
+    parser.add_argument("--cluster", action="store_true", help="also measure the result appends on a 3-master cluster")
     parser.add_argument("--json", action="store_true", help="one JSON object per step instead of a table")
     args = parser.parse_args()
     runs = []
     for _ in range(max(1, args.repeat)):
         steps = run(args.jobs, args.audio_seconds)
         if args.cluster:
-            steps += cluster_publish(args.jobs)
+            steps += cluster_result_stream(args.jobs)
         runs.append(steps)
     results = least_cpu(runs)
     if args.json:

@@ -107,31 +107,29 @@ class Stack:
 
 
 async def upload(port: int, data: bytes, redis_url: str) -> tuple[float, Counter[str], int]:
-    """Seconds to transcribe ``data``; pieces per worker (seen on the result channel); words."""
+    """Seconds to transcribe ``data``; pieces per worker (from the upload's result stream); words."""
     import openai
 
     client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0,
                                 timeout=3600)
     redis = aioredis.Redis.from_url(redis_url)
-    pubsub = redis.pubsub(ignore_subscribe_messages=True)
-    await pubsub.psubscribe(bus.results_channel(bus.upload_session_id("*")))
     workers: Counter[str] = Counter()
-
-    async def count() -> None:
-        async for message in pubsub.listen():
-            result = bus.decode_result(message["data"])
-            if isinstance(result, bus.FinalResult):
-                workers[result.worker] += 1
-
-    counter = asyncio.create_task(count())
+    pattern = bus.result_stream_key(bus.upload_session_id("*"))
+    earlier = {key async for key in redis.scan_iter(match=pattern)}  # an earlier upload's
     try:
         started = time.perf_counter()
         result = await client.audio.transcriptions.create(model="whisper-1", file=("talk.wav", data))
         elapsed = time.perf_counter() - started
+        # Every piece's final went to the upload session's result stream (kept for its TTL).
+        async for key in redis.scan_iter(match=pattern):
+            if key in earlier:
+                continue
+            entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(key)  # type: ignore[assignment]
+            for _, fields in entries:
+                if b"r" in fields and isinstance(final := bus.decode_result(fields[b"r"]), bus.FinalResult):
+                    workers[final.worker] += 1
     finally:
-        counter.cancel()
         await client.close()
-        await pubsub.aclose()
         await redis.aclose()
     return elapsed, workers, len(result.text.split())
 
