@@ -74,7 +74,7 @@ test-margins: install-test
 
 lint: install-test
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy common gateway stt_worker translation_worker speech_client transcript_store
+	$(VENV)/bin/mypy common gateway stt_worker translation_worker speech_client transcript_store benchmarks demos client_gui
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
