@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soxr
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gateway.resample import UnsupportedSampleRate
@@ -326,6 +326,10 @@ _VOWEL = vowel(0.6)
 
 
 @settings(max_examples=30, deadline=None)
+@example(  # speech starting off a frame boundary used to be cut 12 ms past the maximum
+    [("silence", 1), ("silence", 1), ("silence", 1), ("silence", 332), ("noise", 19754), ("speech", 23625),
+     ("silence", 809), ("speech", 7317)], 0,
+)
 @given(
     st.lists(
         st.tuples(st.sampled_from(["silence", "noise", "speech", "loud"]), st.integers(1, 24000)),
