@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             requests.append(TranscribeRequest(clip[at:at + length], language="en", partial=rng.random() < 0.7,
                                               word_timestamps=rng.random() < 0.5))
         engine.transcribe_batch(requests)
-        if args.trim == "each" or (args.trim == "soft" and schedule.batch_ended(time.monotonic(), rss_bytes)):
+        if args.trim == "each" or (args.trim == "soft" and schedule.work_ended(time.monotonic(), rss_bytes)):
             trims += release_free_heap()
         if i % 25 == 0:
             print(f"  batch {i:4d}  rss {rss_bytes() / MB:6.1f} MB  {time.perf_counter() - started:6.0f} s")

@@ -84,6 +84,14 @@ class CommonSettings(SecuritySettings):
     shutdown_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Graceful shutdown budget before in-flight work is abandoned."
     )
+    # Read by the gateway and the model workers (common.memtrim); the transcript store ignores them.
+    memory_trim_idle_seconds: float = Field(
+        default=1.0, ge=0, description="Give the allocator's free heap back after this long idle; 0 = never."
+    )
+    memory_soft_limit_mb: int = Field(
+        default=400, ge=0,
+        description="Under load, give free heap back (at most every 10 s) while RSS is above this; 0 = never.",
+    )
     # Read by the STT worker (detection answers only these) and the gateway (announced in
     # ready); here so one variable means the same to both.
     source_languages: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -159,13 +167,6 @@ class WorkerSettings(ConsumerSettings):
 
     device: Device = Field(default="auto", description="auto (CUDA when present), cuda or cpu.")
     max_batch_size: int = Field(default=8, ge=1, le=64, description="Jobs per batched inference.")
-    memory_trim_idle_seconds: float = Field(
-        default=1.0, ge=0, description="Give the allocator's free heap back after this long idle; 0 = never."
-    )
-    memory_soft_limit_mb: int = Field(
-        default=400, ge=0,
-        description="Under load, give free heap back (at most every 10 s) while RSS is above this; 0 = never.",
-    )
 
 
 def default_data_dir() -> Path:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
@@ -31,7 +30,7 @@ from common.consumer import ConsumerOptions, Entry
 from common.health import Check, HealthServer, HealthState
 from common.heartbeat import Heartbeat
 from common.lifecycle import Service
-from common.memtrim import TrimPolicy, TrimSchedule, release_free_heap
+from common.memtrim import HeapTrimmer, TrimPolicy
 from common.redis_conn import connect_with
 from common.security_settings import prepare_listeners
 from common.settings import ConsumerSettings, WorkerSettings
@@ -212,10 +211,10 @@ class StreamWorker(StreamService[T]):
         self.model_loaded = asyncio.Event()
         self._load_task: asyncio.Task[None] | None = None
         self._process = psutil.Process(os.getpid())
-        self.trim = TrimSchedule(TrimPolicy(
+        self.trim = HeapTrimmer(TrimPolicy(
             idle_seconds=settings.memory_trim_idle_seconds,
             soft_limit_bytes=settings.memory_soft_limit_mb * 2**20,
-        ))
+        ), self.rss_bytes, MEMORY_TRIMS)
 
     @abstractmethod
     def load_model(self) -> None:
@@ -251,7 +250,7 @@ class StreamWorker(StreamService[T]):
         )
         if self.stopping.is_set():
             return
-        idle = asyncio.create_task(self._trim_when_idle(), name="trim-when-idle")
+        idle = asyncio.create_task(self.trim.idle_loop(), name="trim-when-idle")
         try:
             await super().main_loop()
         finally:
@@ -260,27 +259,13 @@ class StreamWorker(StreamService[T]):
     # Memory: the allocator's free heap back to the system (common.memtrim says why) ----------
 
     async def _run_batch(self, entries: list[Entry[T]]) -> Sequence[str]:
-        self.trim.batch_started()
+        # After a batch the consumer waits for the trim (when one is due), so it never
+        # competes with inference for the heap's locks.
+        self.trim.started()
         try:
             return await self.handle(entries)
         finally:
-            if self.trim.batch_ended(time.monotonic(), self.rss_bytes):
-                await self._release("over_soft_limit")
-
-    async def _trim_when_idle(self) -> None:
-        period = self.trim.policy.idle_seconds / 2
-        if period <= 0:
-            return
-        while True:
-            await asyncio.sleep(period)
-            if self.trim.due_idle(time.monotonic()):
-                await self._release("idle")
-
-    async def _release(self, when: str) -> None:
-        # 10-30 ms in a thread, off the event loop (heartbeat, health). After a batch the
-        # consumer waits for it, so it never competes with inference for the heap's locks.
-        if await asyncio.to_thread(release_free_heap):
-            MEMORY_TRIMS.labels(when).inc()
+            await self.trim.ended()
 
     async def shutdown(self) -> None:
         if self._load_task is not None and not self._load_task.done():

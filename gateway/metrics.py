@@ -25,6 +25,7 @@ PARTIAL_AUDIO_SECONDS = Histogram(
 PARTIALS_SENT = Counter("gateway_partials_sent_total", "realtime messages sent to clients")
 RESULTS_SENT = Counter("gateway_results_sent_total", "Results sent to clients, by type", ["type"])
 REFUSED = Counter("gateway_refused_total", "Refused inputs and connections, by code", ["code"])
+MEMORY_TRIMS = Counter("gateway_memory_trims_total", "Free heap given back to the system, by occasion", ["when"])
 QUEUE_DEPTH = Gauge("gateway_audio_jobs_depth", "Depth of audio_jobs as last seen by the gateway")
 FINAL_LATENCY = Histogram(
     "gateway_final_latency_seconds",

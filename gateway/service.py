@@ -16,10 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
-from common import bus, logs
+from common import bus, logs, memdebug
 from common.health import HealthServer, HealthState
 from common.heartbeat import Heartbeat
 from common.lifecycle import Service
+from common.memtrim import HeapTrimmer, TrimPolicy
 from common.redis_conn import RETRYABLE, connect_with
 from common.redis_metrics import watch_redis_memory
 from common.security_settings import prepare_listeners
@@ -52,6 +53,12 @@ class GatewayService(Service):
         self.heartbeat: Heartbeat | None = None
         self._depth_task: asyncio.Task[None] | None = None
         self._redis_memory_task: asyncio.Task[None] | None = None
+        self._trim_task: asyncio.Task[None] | None = None
+        # Sessions are its unit of work: free heap goes back when none is open (common.memtrim).
+        self.trim = HeapTrimmer(TrimPolicy(
+            idle_seconds=settings.memory_trim_idle_seconds,
+            soft_limit_bytes=settings.memory_soft_limit_mb * 2**20,
+        ), memdebug.rss_bytes, metrics.MEMORY_TRIMS)
         self.port = settings.gateway_port
 
     async def startup(self) -> None:
@@ -77,6 +84,7 @@ class GatewayService(Service):
         )
         self._depth_task = asyncio.create_task(self._watch_depth(), name="queue-depth")
         self._redis_memory_task = asyncio.create_task(watch_redis_memory(redis), name="redis-memory")
+        self._trim_task = asyncio.create_task(self.trim.idle_loop(), name="trim-when-idle")
         # Handlers are cancelled if still running this long after the listener closed.
         self.runner = web.AppRunner(build_app(self.ctx, self._websocket), access_log=None, shutdown_timeout=3.0)
         await self.runner.setup()
@@ -136,11 +144,13 @@ class GatewayService(Service):
             logs.bind(session_id=conn.core.session_id)  # every line of this connection's tasks carries it
             ctx.connections.add(conn)
             metrics.SESSIONS.set(len(ctx.connections))
+            self.trim.started()
             try:
                 await conn.run()
             finally:
                 ctx.connections.discard(conn)
                 metrics.SESSIONS.set(len(ctx.connections))
+                await self.trim.ended()
         finally:
             # Frees the pending-auth slot the handshake took, if the connection still holds it
             # (it also frees itself after AUTH_TIMEOUT_SECONDS).
@@ -176,10 +186,10 @@ class GatewayService(Service):
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
-        for task in (self._depth_task, self._redis_memory_task):
+        for task in (self._depth_task, self._redis_memory_task, self._trim_task):
             if task is not None:
                 task.cancel()
-        self._depth_task = self._redis_memory_task = None
+        self._depth_task = self._redis_memory_task = self._trim_task = None
         if self.heartbeat is not None:
             await self.heartbeat.stop()
             self.heartbeat = None

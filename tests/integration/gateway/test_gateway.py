@@ -430,3 +430,21 @@ async def test_shutdown_is_bounded_when_redis_stops_answering() -> None:
             await asyncio.wait_for(service.shutdown(), 30)
         finally:
             os.kill(redis.pid, signal.SIGCONT)
+
+
+async def test_free_heap_goes_back_once_no_session_is_open(make_gateway: Any) -> None:
+    # Fragmented free heap kept the gateway's RSS creeping over a soak (common.memtrim).
+    from gateway import metrics
+
+    gw = await make_gateway(memory_trim_idle_seconds=0.2)
+    idle_trims = metrics.MEMORY_TRIMS.labels("idle")
+    before = idle_trims._value.get()
+    async with connect(f"ws://127.0.0.1:{gw.port}/") as ws:
+        assert json.loads(await ws.recv())["type"] == "ready"
+        await asyncio.sleep(0.6)  # three idle periods with the session open
+        assert idle_trims._value.get() == before
+    deadline = time.monotonic() + 10
+    while idle_trims._value.get() == before:
+        assert time.monotonic() < deadline, "no trim after the last session ended"
+        await asyncio.sleep(0.05)
+    assert idle_trims._value.get() == before + 1

@@ -1,14 +1,17 @@
-"""When a model worker gives free heap back: idle after a batch, or over the soft limit under load."""
+"""When a service gives free heap back: idle after its work (a worker's batch, a gateway's
+sessions), or over the soft limit under load."""
 
 from __future__ import annotations
 
+import asyncio
 import ctypes.util
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry, Counter
 
 from common.memdebug import rss_bytes
-from common.memtrim import TrimPolicy, TrimSchedule, release_free_heap
+from common.memtrim import HeapTrimmer, TrimPolicy, TrimSchedule, release_free_heap
 
 MB = 2**20
 
@@ -16,29 +19,29 @@ MB = 2**20
 def test_idle_trim_comes_once_after_a_batch_and_never_during_one() -> None:
     s = TrimSchedule(TrimPolicy(idle_seconds=1.0))
     assert not s.due_idle(100.0)  # nothing ran yet: nothing to give back
-    s.batch_started()
+    s.work_started()
     assert not s.due_idle(100.0)
-    assert not s.batch_ended(100.0, lambda: 900 * MB)  # no soft limit: never under load
+    assert not s.work_ended(100.0, lambda: 900 * MB)  # no soft limit: never under load
     assert not s.due_idle(100.9)
     assert s.due_idle(101.0)
     assert not s.due_idle(105.0)  # once per idle spell
-    s.batch_started()
+    s.work_started()
     assert not s.due_idle(200.0)  # a long batch is not idleness
-    s.batch_ended(200.0, lambda: 0)
+    s.work_ended(200.0, lambda: 0)
     assert s.due_idle(201.5)
 
 
 def test_over_the_soft_limit_a_busy_worker_trims_at_most_every_interval() -> None:
     s = TrimSchedule(TrimPolicy(idle_seconds=1.0, soft_limit_bytes=400 * MB, min_interval=10.0))
-    ends = [(t, s.batch_ended(t, lambda: 500 * MB)) for t in np.arange(0.0, 30.0, 0.5)]
+    ends = [(t, s.work_ended(t, lambda: 500 * MB)) for t in np.arange(0.0, 30.0, 0.5)]
     assert [t for t, trimmed in ends if trimmed] == [0.0, 10.0, 20.0]
-    assert not s.batch_ended(31.0, lambda: 300 * MB)  # under the limit: the idle trim will do
+    assert not s.work_ended(31.0, lambda: 300 * MB)  # under the limit: the idle trim will do
 
 
 def test_zero_disables_each_occasion() -> None:
     s = TrimSchedule(TrimPolicy(idle_seconds=0, soft_limit_bytes=0))
-    s.batch_started()
-    assert not s.batch_ended(0.0, lambda: 10**12)
+    s.work_started()
+    assert not s.work_ended(0.0, lambda: 10**12)
     assert not s.due_idle(1e9)
 
 
@@ -64,8 +67,47 @@ def test_rss_is_read_only_when_a_soft_limit_trim_may_be_due() -> None:
     off = TrimSchedule(TrimPolicy(soft_limit_bytes=0))
     on = TrimSchedule(TrimPolicy(soft_limit_bytes=400 * MB, min_interval=10.0))
     for t in range(10):
-        off.batch_ended(float(t), rss)
+        off.work_ended(float(t), rss)
     assert reads == []
     for t in range(10):  # a trim at 0, then nothing due before 10
-        on.batch_ended(float(t), rss)
+        on.work_ended(float(t), rss)
     assert len(reads) == 1
+
+
+def test_overlapping_work_is_idle_only_when_none_is_left() -> None:
+    # A gateway's sessions overlap: one ending while another runs is not idleness.
+    s = TrimSchedule(TrimPolicy(idle_seconds=1.0))
+    s.work_started()
+    s.work_started()
+    s.work_ended(10.0, lambda: 0)
+    assert not s.due_idle(20.0)
+    s.work_ended(21.0, lambda: 0)
+    assert not s.due_idle(21.5)
+    assert s.due_idle(22.0)
+
+
+async def test_the_trimmer_trims_over_the_soft_limit_and_when_idle() -> None:
+    trims = Counter("trims", "t", ["when"], registry=CollectorRegistry())
+    rss = {"now": 500 * MB}
+    trimmer = HeapTrimmer(TrimPolicy(idle_seconds=0.1, soft_limit_bytes=400 * MB, min_interval=60.0),
+                          lambda: rss["now"], trims)
+    if ctypes.util.find_library("c") is None:
+        pytest.skip("no C library to trim (not glibc)")
+    trimmer.started()
+    await trimmer.ended()  # over the limit: at once
+    assert trims.labels("over_soft_limit")._value.get() == 1
+    rss["now"] = 100 * MB
+    trimmer.started()
+    idle = asyncio.create_task(trimmer.idle_loop())
+    try:
+        await asyncio.sleep(0.3)
+        assert trims.labels("idle")._value.get() == 0  # work under way
+        await trimmer.ended()
+        for _ in range(50):
+            if trims.labels("idle")._value.get():
+                break
+            await asyncio.sleep(0.05)
+        assert trims.labels("idle")._value.get() == 1
+        assert trims.labels("over_soft_limit")._value.get() == 1  # under the limit now
+    finally:
+        idle.cancel()
