@@ -59,7 +59,7 @@ class TrimSchedule:
         self._running = 0  # pieces of work under way
         self._dirty = False  # work ran since the last trim
         self._last_end = -math.inf
-        self._last_trim = -math.inf
+        self._last_check = -math.inf  # when RSS was last read against the soft limit
 
     def work_started(self) -> None:
         self._running += 1
@@ -70,8 +70,12 @@ class TrimSchedule:
         self._dirty = True
         self._last_end = now
         p = self.policy
-        if p.soft_limit_bytes and now - self._last_trim >= p.min_interval and rss() > p.soft_limit_bytes:
-            return self._trimmed(now)
+        # RSS is looked at once per interval at most, whatever it showed (a psutil read costs
+        # tens of microseconds, which after every batch or session would add up).
+        if p.soft_limit_bytes and now - self._last_check >= p.min_interval:
+            self._last_check = now
+            if rss() > p.soft_limit_bytes:
+                return self._trimmed(now)
         return False
 
     def due_idle(self, now: float) -> bool:
@@ -82,7 +86,6 @@ class TrimSchedule:
 
     def _trimmed(self, now: float) -> bool:
         self._dirty = False
-        self._last_trim = now
         return True
 
 

@@ -72,6 +72,11 @@ def test_rss_is_read_only_when_a_soft_limit_trim_may_be_due() -> None:
     for t in range(10):  # a trim at 0, then nothing due before 10
         on.work_ended(float(t), rss)
     assert len(reads) == 1
+    below = TrimSchedule(TrimPolicy(soft_limit_bytes=900 * MB, min_interval=10.0))
+    reads.clear()
+    for t in range(25):  # under the limit: looked at once an interval, never trimmed
+        assert not below.work_ended(float(t), rss)
+    assert len(reads) == 3
 
 
 def test_overlapping_work_is_idle_only_when_none_is_left() -> None:
