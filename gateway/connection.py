@@ -215,7 +215,14 @@ class Connection:
     # -- actions --------------------------------------------------------------------------
 
     async def _do(self, actions: list[sc.Action]) -> None:
+        # Audio jobs go to the writer first, so its task wakes before the sender's: the job's
+        # XADD leaves before, say, the vad message cut with it is framed and sent.
         for action in actions:
+            if isinstance(action, sc.QueueAudio):
+                self.writer.put(action)
+        for action in actions:
+            if isinstance(action, sc.QueueAudio):
+                continue
             if isinstance(action, sc.Send):
                 if not await self.outbox.put(bus.dumps(action.message), replay=action.replay):
                     metrics.REFUSED.labels("slow_consumer").inc()
