@@ -28,6 +28,7 @@ from common import bus, tracing
 from common.auth import AuthError, AuthLease
 from common.redis_conn import RETRYABLE
 from gateway import metrics, protocol
+from gateway import session_actions as sa
 from gateway import session_core as sc
 from gateway.admission import Refused, authenticate
 from gateway.client_socket import ClientSocket
@@ -44,8 +45,8 @@ WRITER_FLUSH_SECONDS = 2.0  # what a closing connection waits for its last write
 RENEW_SECONDS = 20.0  # how often the subject's session slot is renewed
 
 
-def _clock() -> sc.Clock:
-    return sc.Clock(time.monotonic(), time.time())
+def _clock() -> sa.Clock:
+    return sa.Clock(time.monotonic(), time.time())
 
 
 class Connection:
@@ -132,7 +133,7 @@ class Connection:
                 actions = self.core.error(exc.code, exc.message)
         await self._do(actions)
 
-    async def _dispatch(self, message: str | bytes, clock: sc.Clock) -> list[sc.Action]:
+    async def _dispatch(self, message: str | bytes, clock: sa.Clock) -> list[sa.Action]:
         core = self.core
         if isinstance(message, bytes):
             pcm = protocol.parse_binary(message)
@@ -157,7 +158,7 @@ class Connection:
                 return core.on_auth(None, exc.code, exc.message)
         return core.on_text(msg, clock)
 
-    async def _resume(self, msg: protocol.ConfigMessage, clock: sc.Clock) -> list[sc.Action]:
+    async def _resume(self, msg: protocol.ConfigMessage, clock: sa.Clock) -> list[sa.Action]:
         """Take over a stored session, only for its owner; anyone else gets ``unknown_session``
         and neither the session nor its holder notices."""
         assert msg.session_id is not None
@@ -174,7 +175,7 @@ class Connection:
             self.ctx.settings, claimed, logged, msg.last_seq or 0, clock,
             **self._core_options(None if self.lease else msg.resume_secret))
         await self._attach(session_id)
-        self.writer.put(sc.Note(f"{sc.TAKEOVER} {self.slot}"))
+        self.writer.put(sa.Note(f"{sc.TAKEOVER} {self.slot}"))
         metrics.SESSIONS_TOTAL.labels("resumed").inc()
         return replay
 
@@ -214,22 +215,22 @@ class Connection:
 
     # -- actions --------------------------------------------------------------------------
 
-    async def _do(self, actions: list[sc.Action]) -> None:
+    async def _do(self, actions: list[sa.Action]) -> None:
         # Audio jobs go to the writer first, so its task wakes before the sender's: the job's
         # XADD leaves before, say, the vad message cut with it is framed and sent.
         for action in actions:
-            if isinstance(action, sc.QueueAudio):
+            if isinstance(action, sa.QueueAudio):
                 self.writer.put(action)
         for action in actions:
-            if isinstance(action, sc.QueueAudio):
+            if isinstance(action, sa.QueueAudio):
                 continue
-            if isinstance(action, sc.Send):
+            if isinstance(action, sa.Send):
                 if not await self.outbox.put(bus.dumps(action.message), replay=action.replay):
                     metrics.REFUSED.labels("slow_consumer").inc()
                     log.warning("a client is not reading its results; disconnecting it")
                     await self._do(self.core.detach())
                     self.outbox.close_now(1008, "client not reading its results")
-            elif isinstance(action, sc.Close):
+            elif isinstance(action, sa.Close):
                 await self.outbox.close(action.code, action.reason)
             else:
                 self.writer.put(action)

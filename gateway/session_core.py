@@ -31,7 +31,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,7 @@ from gateway.ordering import FINAL, TRANSLATION, OrdererOptions, ResultOrderer
 from gateway.partials import OVERLOADED, PartialOptions, PartialScheduler
 from gateway.ratelimit import TokenBucket
 from gateway.segmenter import Segmenter, SegmenterOptions, SpeechEnded, SpeechStarted, UtteranceReady
+from gateway.session_actions import Action, Clock, Close, QueueAudio, QueueTranslation, Send, Write
 from gateway.sessions import SessionConfig, StoredSession
 from gateway.turns import Action as TurnAction
 from gateway.turns import CommitWords, TranscribeSpan, TurnCommitter, TurnEnded
@@ -66,50 +67,6 @@ class Phase(enum.Enum):
     CLOSED = "closed"  # the socket is gone or was closed by a limit
 
 
-# -- actions ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Send:
-    message: dict[str, Any]
-    replay: bool = False  # from the log on resume: sent at the client's pace, all of it
-
-
-@dataclass(frozen=True)
-class Write:
-    """Update the stored session (only while this core holds it); log ``message`` if given."""
-
-    fields: dict[str, Any]
-    message: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class QueueAudio:
-    job: bus.AudioJob
-    audio: np.ndarray = field(repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class QueueTranslation:
-    job: bus.TranscriptionJob
-
-
-@dataclass(frozen=True)
-class Note:
-    """A control note on the session's result stream, read by every holder in order."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Close:
-    code: int
-    reason: str
-
-
-Action = Send | Write | QueueAudio | QueueTranslation | Note | Close
-
-
 @dataclass
 class Unit:
     """One committed piece of a turn (streaming commits, issue 14), from its speech to its final."""
@@ -119,14 +76,6 @@ class Unit:
     queued_wall: float = 0.0  # its final job went, or its words were committed
     partial_shown: bool = False
     speech_seconds: float | None = None  # speech in its span, pre-roll left out (language evidence)
-
-
-@dataclass(frozen=True)
-class Clock:
-    """The two clocks of one input: ``now`` (monotonic, for deadlines) and ``wall`` (epoch)."""
-
-    now: float
-    wall: float
 
 
 class SessionCore:

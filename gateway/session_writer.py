@@ -23,7 +23,7 @@ from redis.exceptions import NoScriptError
 from common import bus, tracing
 from common.redis_conn import RETRYABLE
 from gateway import metrics, transcript_feed
-from gateway import session_core as sc
+from gateway import session_actions as sa
 from gateway.context import GatewayContext
 from gateway.sessions import SessionConfig
 
@@ -40,7 +40,7 @@ class Fenced:
 class Failed:
     """A write or job Redis would not take."""
 
-    action: sc.Action
+    action: sa.Action
 
 
 class SessionWriter:
@@ -51,9 +51,9 @@ class SessionWriter:
         self._holder = holder
         self._session_id = session_id  # the session the connection holds now (a resume changes it)
         self._report = report  # (session id, what happened), back to the connection's core
-        self._queue: asyncio.Queue[sc.Action | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[sa.Action | None] = asyncio.Queue()
 
-    def put(self, action: sc.Action) -> None:
+    def put(self, action: sa.Action) -> None:
         self._queue.put_nowait(action)
 
     def stop(self) -> None:
@@ -76,15 +76,15 @@ class SessionWriter:
                 for action in batch:
                     await self._run_one(action)
 
-    async def _run_one(self, action: sc.Action) -> None:
+    async def _run_one(self, action: sa.Action) -> None:
         ctx, session_id = self._ctx, self._session_id()
         try:
-            if isinstance(action, sc.Write):
+            if isinstance(action, sa.Write):
                 if not await ctx.store.write(session_id, self._holder, action.fields, action.message):
                     self._report(session_id, Fenced())
                 else:
                     await self.feed_store(session_id, action.fields, action.message)
-            elif isinstance(action, sc.Note):
+            elif isinstance(action, sa.Note):
                 await ctx.router.note(session_id, action.text)
             elif (command := self._job_command(ctx.redis, action)) is not None:
                 await command
@@ -92,21 +92,21 @@ class SessionWriter:
             log.warning("a session write failed (%s): %s", type(action).__name__, exc.__class__.__name__)
             self._report(session_id, Failed(action))
 
-    async def _run_pipelined(self, batch: list[sc.Action]) -> None:
+    async def _run_pipelined(self, batch: list[sa.Action]) -> None:
         """The batch in one round trip, in order. A write script Redis no longer has (after a
         restart) is written again one by one, which loads it; the rest was applied."""
         ctx, session_id = self._ctx, self._session_id()
         async with ctx.redis.pipeline(transaction=False) as pipe:
-            replies: list[tuple[int, sc.Action]] = []  # (index of its first reply, action)
+            replies: list[tuple[int, sa.Action]] = []  # (index of its first reply, action)
             for action in batch:
                 replies.append((len(pipe), action))
-                if isinstance(action, sc.Write):
+                if isinstance(action, sa.Write):
                     ctx.store.queue_write(pipe, session_id, self._holder, action.fields, action.message)
                     # The store's copy goes even if the write is fenced: the client was sent it
                     # (the store is idempotent on the segment).
                     for record in self._records(session_id, action.fields, action.message):
                         bus.add_transcript(pipe, record)
-                elif isinstance(action, sc.Note):
+                elif isinstance(action, sa.Note):
                     ctx.router.queue_note(pipe, session_id, action.text)
                 else:
                     self._job_command(pipe, action)
@@ -119,24 +119,24 @@ class SessionWriter:
                 return
         for index, action in replies:
             reply = results[index]
-            if isinstance(action, sc.Write) and isinstance(reply, NoScriptError):
+            if isinstance(action, sa.Write) and isinstance(reply, NoScriptError):
                 if not await ctx.store.write(session_id, self._holder, action.fields, action.message):
                     self._report(session_id, Fenced())
             elif isinstance(reply, Exception):
                 log.warning("a session write failed (%s): %s", type(action).__name__, reply.__class__.__name__)
                 self._report(session_id, Failed(action))
-            elif isinstance(action, sc.Write) and not reply:
+            elif isinstance(action, sa.Write) and not reply:
                 self._report(session_id, Fenced())
 
-    def _job_command(self, client: Any, action: sc.Action) -> Any:
+    def _job_command(self, client: Any, action: sa.Action) -> Any:
         """A job's XADD on ``client`` (awaitable) or a pipeline (queued); None for other actions."""
-        if isinstance(action, sc.QueueAudio):
+        if isinstance(action, sa.QueueAudio):
             job = action.job
             if job.kind == "final":  # one trace per final job (common/tracing.py); partials are not traced
                 job = tracing.start_utterance(job, {"segment_id": job.segment_id})
             metrics.JOB_AUDIO_SECONDS.labels(job.kind).inc(len(action.audio) / 16000)
             return client.xadd(bus.audio_jobs_stream(job.session_id), bus.encode_audio_job(job, action.audio))
-        if isinstance(action, sc.QueueTranslation):
+        if isinstance(action, sa.QueueTranslation):
             text_job = action.job
             return client.xadd(bus.transcriptions_stream(text_job.session_id), bus.encode_transcription_job(text_job))
         return None

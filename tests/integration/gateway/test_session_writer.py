@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from common import bus
-from gateway import session_core as sc
+from gateway import session_actions as sa
 from gateway.router import ResultRouter
 from gateway.session_writer import Fenced, SessionWriter
 from gateway.sessions import SessionConfig, SessionStore
@@ -23,10 +23,10 @@ def final(seq: int) -> dict[str, Any]:
     return {"type": "final", "segment_id": f"s:{seq}", "text": f"t{seq}", "seq": seq}
 
 
-def job(index: int) -> sc.QueueAudio:
+def job(index: int) -> sa.QueueAudio:
     audio_job = bus.AudioJob(kind="final", session_id="s", utterance_index=index, segment_id=bus.segment_id("s", index),
                              start=0.0, end=1.0, created_at=0.0)
-    return sc.QueueAudio(audio_job, np.zeros(1600, dtype=np.int16))
+    return sa.QueueAudio(audio_job, np.zeros(1600, dtype=np.int16))
 
 
 class Recorder:
@@ -51,7 +51,7 @@ class Recorder:
         return getattr(self.redis, name)
 
 
-async def run_writer(redis_client: Any, holder: str, actions: list[sc.Action]) -> tuple[list[Any], Recorder]:
+async def run_writer(redis_client: Any, holder: str, actions: list[sa.Action]) -> tuple[list[Any], Recorder]:
     recorder = Recorder(redis_client)
     store = SessionStore(redis_client, ttl_seconds=60, log_maxlen=100)
     ctx = SimpleNamespace(redis=recorder, store=store, router=ResultRouter(redis_client), name="gw")
@@ -68,8 +68,8 @@ async def run_writer(redis_client: Any, holder: str, actions: list[sc.Action]) -
 async def test_a_batch_is_one_round_trip_in_order(redis_client: Any) -> None:
     store = SessionStore(redis_client, ttl_seconds=60, log_maxlen=100)
     await store.create("s", "me", SessionConfig(), owner="", secret="x")
-    actions: list[sc.Action] = [job(0), sc.Write({"next_utterance": 1}), sc.Write({"next_seq": 2}, final(1)),
-                                sc.Write({"next_seq": 3}, final(2)), sc.Note("takeover x")]
+    actions: list[sa.Action] = [job(0), sa.Write({"next_utterance": 1}), sa.Write({"next_seq": 2}, final(1)),
+                                sa.Write({"next_seq": 3}, final(2)), sa.Note("takeover x")]
     reports, recorder = await run_writer(redis_client, "me", actions)
     assert reports == []
     assert len(recorder.pipelines) == 1  # everything in one pipeline
@@ -86,7 +86,7 @@ async def test_a_fenced_write_in_a_batch_is_reported(redis_client: Any) -> None:
     store = SessionStore(redis_client, ttl_seconds=60, log_maxlen=100)
     await store.create("s", "old", SessionConfig(), owner="", secret="x")
     await store.claim("s", "new")
-    reports, _ = await run_writer(redis_client, "old", [job(0), sc.Write({"next_seq": 2}, final(1))])
+    reports, _ = await run_writer(redis_client, "old", [job(0), sa.Write({"next_seq": 2}, final(1))])
     assert [type(r) for r in reports] == [Fenced]
     assert await store.log("s") == []  # the old holder wrote nothing
     assert await redis_client.xlen(bus.audio_jobs_stream("s")) == 1  # its job still went
@@ -98,7 +98,7 @@ async def test_a_lost_write_script_is_loaded_again(redis_client: Any) -> None:
     store = SessionStore(redis_client, ttl_seconds=60, log_maxlen=100)
     await store.create("s", "me", SessionConfig(), owner="", secret="x")
     await redis_client.script_flush()
-    reports, _ = await run_writer(redis_client, "me", [sc.Write({"next_seq": 2}, final(1)),
-                                                        sc.Write({"next_seq": 3}, final(2))])
+    reports, _ = await run_writer(redis_client, "me", [sa.Write({"next_seq": 2}, final(1)),
+                                                        sa.Write({"next_seq": 3}, final(2))])
     assert reports == []
     assert [m["text"] for m in await store.log("s")] == ["t1", "t2"]

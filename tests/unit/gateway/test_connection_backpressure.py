@@ -8,7 +8,7 @@ from typing import Any
 
 from common.settings import GatewaySettings
 from gateway.connection import Connection
-from gateway.session_core import Send
+from gateway.session_actions import Send
 
 
 class StalledSocket:

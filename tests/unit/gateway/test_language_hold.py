@@ -19,7 +19,8 @@ from common import bus
 from common.settings import GatewaySettings
 from gateway import protocol
 from gateway.language_evidence import SessionLanguage
-from gateway.session_core import Action, Clock, QueueAudio, SessionCore
+from gateway.session_actions import Action, Clock, QueueAudio
+from gateway.session_core import SessionCore
 from gateway.sessions import SessionConfig
 from tests.synthetic_speech import SR, compose, vowel
 

@@ -25,18 +25,8 @@ from common import bus
 from common.settings import GatewaySettings
 from gateway import protocol
 from gateway.segmenter import SpeechEnded, SpeechStarted, UtteranceReady
-from gateway.session_core import (
-    TAKEOVER,
-    Action,
-    Clock,
-    Close,
-    Note,
-    Phase,
-    QueueAudio,
-    Send,
-    SessionCore,
-    Write,
-)
+from gateway.session_actions import Action, Clock, Close, Note, QueueAudio, Send, Write
+from gateway.session_core import TAKEOVER, Phase, SessionCore
 from gateway.sessions import SessionConfig, StoredSession
 
 # One final per utterance (no streaming commits): these tests are about order, delivery and resume.
