@@ -75,16 +75,16 @@ class TrimSchedule:
         if p.soft_limit_bytes and now - self._last_check >= p.min_interval:
             self._last_check = now
             if rss() > p.soft_limit_bytes:
-                return self._trimmed(now)
+                return self._trimmed()
         return False
 
     def due_idle(self, now: float) -> bool:
         p = self.policy
         if p.idle_seconds and self._dirty and not self._running and now - self._last_end >= p.idle_seconds:
-            return self._trimmed(now)
+            return self._trimmed()
         return False
 
-    def _trimmed(self, now: float) -> bool:
+    def _trimmed(self) -> bool:
         self._dirty = False
         return True
 
