@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-import psutil
 import redis.asyncio as aioredis
 from prometheus_client import Counter
 
@@ -30,6 +28,7 @@ from common.consumer import ConsumerOptions, Entry
 from common.health import Check, HealthServer, HealthState
 from common.heartbeat import Heartbeat
 from common.lifecycle import Service
+from common.memdebug import rss_bytes
 from common.memtrim import HeapTrimmer, TrimPolicy
 from common.redis_conn import connect_with
 from common.security_settings import prepare_listeners
@@ -64,6 +63,11 @@ class StreamService(Service, Generic[T]):
         self.health = HealthState(service=self.name, instance=self.worker_name)
         self.health_server: HealthServer | None = None
         self.heartbeat: Heartbeat | None = None
+        # Free heap back to the system when idle and over the soft limit (common.memtrim).
+        self.trim = HeapTrimmer(TrimPolicy(
+            idle_seconds=settings.memory_trim_idle_seconds,
+            soft_limit_bytes=settings.memory_soft_limit_mb * 2**20,
+        ), rss_bytes, MEMORY_TRIMS)
 
     # Subclass hooks ---------------------------------------------------------------
 
@@ -137,8 +141,13 @@ class StreamService(Service, Generic[T]):
         self.heartbeat.start()
 
     async def _run_batch(self, entries: list[Entry[T]]) -> Sequence[str]:
-        """The consumer's handler: :meth:`handle`, framed by a subclass's bookkeeping."""
-        return await self.handle(entries)
+        """The consumer's handler: :meth:`handle`, then a trim when one is due (the consumer
+        waits for it, so it never competes with inference for the heap's locks)."""
+        self.trim.started()
+        try:
+            return await self.handle(entries)
+        finally:
+            await self.trim.ended()
 
     async def main_loop(self) -> None:
         assert self.consumer is not None
@@ -146,6 +155,7 @@ class StreamService(Service, Generic[T]):
                  ",".join(self.consumer.streams), self.group)
         run = asyncio.create_task(self.consumer.run(), name="consumer")
         gauges = asyncio.create_task(self._refresh_gauges(), name="gauges")
+        idle_trim = asyncio.create_task(self.trim.idle_loop(), name="trim-when-idle")
         stop = asyncio.create_task(self.stopping.wait())
         try:
             done, _ = await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -156,7 +166,7 @@ class StreamService(Service, Generic[T]):
             self.consumer.stop()  # finish and acknowledge the batch in hand
             await run
         finally:
-            for task in (gauges, stop):
+            for task in (gauges, stop, idle_trim):
                 task.cancel()
 
     async def _refresh_gauges(self) -> None:
@@ -210,11 +220,6 @@ class StreamWorker(StreamService[T]):
         super().__init__(settings)
         self.model_loaded = asyncio.Event()
         self._load_task: asyncio.Task[None] | None = None
-        self._process = psutil.Process(os.getpid())
-        self.trim = HeapTrimmer(TrimPolicy(
-            idle_seconds=settings.memory_trim_idle_seconds,
-            soft_limit_bytes=settings.memory_soft_limit_mb * 2**20,
-        ), self.rss_bytes, MEMORY_TRIMS)
 
     @abstractmethod
     def load_model(self) -> None:
@@ -225,9 +230,6 @@ class StreamWorker(StreamService[T]):
 
     def readiness_checks(self) -> dict[str, Check]:
         return {"model": self._check_model}
-
-    def rss_bytes(self) -> int:
-        return int(self._process.memory_info().rss)
 
     async def startup(self) -> None:
         await super().startup()
@@ -250,22 +252,7 @@ class StreamWorker(StreamService[T]):
         )
         if self.stopping.is_set():
             return
-        idle = asyncio.create_task(self.trim.idle_loop(), name="trim-when-idle")
-        try:
-            await super().main_loop()
-        finally:
-            idle.cancel()
-
-    # Memory: the allocator's free heap back to the system (common.memtrim says why) ----------
-
-    async def _run_batch(self, entries: list[Entry[T]]) -> Sequence[str]:
-        # After a batch the consumer waits for the trim (when one is due), so it never
-        # competes with inference for the heap's locks.
-        self.trim.started()
-        try:
-            return await self.handle(entries)
-        finally:
-            await self.trim.ended()
+        await super().main_loop()
 
     async def shutdown(self) -> None:
         if self._load_task is not None and not self._load_task.done():
@@ -276,4 +263,4 @@ class StreamWorker(StreamService[T]):
         return (True, "loaded") if self.model_loaded.is_set() else (False, "loading")
 
     def _details(self) -> dict[str, Any]:
-        return {"model_loaded": self.model_loaded.is_set(), "rss_bytes": self.rss_bytes(), **super()._details()}
+        return {"model_loaded": self.model_loaded.is_set(), **super()._details()}

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import psutil
-
+from common.memdebug import rss_bytes
 from translation_worker.engines import (
     EasyNMTEngine,
     EasyNmtNotInstalled,
@@ -43,11 +42,6 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 EngineFactory = Callable[["ManagerOptions"], TranslationEngine]
-
-
-def process_rss_bytes() -> int:
-    """Resident set size of this process, for the ``/metrics`` gauge."""
-    return int(psutil.Process().memory_info().rss)
 
 
 def resolve_device(device: str) -> str:
@@ -238,7 +232,7 @@ class TranslationManager:
             "translation engine %s loaded in %.2fs (rss %.0f MB)",
             engine.kind,
             time.perf_counter() - started,
-            process_rss_bytes() / 1e6,
+            rss_bytes() / 1e6,
         )
         return engine
 
@@ -366,7 +360,7 @@ class TranslationManager:
 
     def _unload_locked(self, reason: str) -> None:
         engine, self._engine = self._engine, None
-        before = process_rss_bytes()
+        before = rss_bytes()
         if engine is not None:
             engine.close()
         del engine
@@ -378,7 +372,7 @@ class TranslationManager:
             "translation model unloaded (%s); rss %.0f MB -> %.0f MB",
             reason,
             before / 1e6,
-            process_rss_bytes() / 1e6,
+            rss_bytes() / 1e6,
         )
 
 

@@ -20,6 +20,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from common import bus, tracing
 from common.consumer import Entry
+from common.memdebug import rss_bytes
 from common.redis_conn import ResultPipeline
 from common.settings import TranslationSettings
 from common.worker import StreamWorker
@@ -62,7 +63,7 @@ class TranslationWorker(StreamWorker[bus.TranscriptionJob]):
         ok, reason = self.manager.status()
         self.health.set_degraded("translation_model", None if ok else reason)
         MODEL_LOADED.set(1 if self.manager.is_loaded else 0)
-        RSS.set(self.rss_bytes())
+        RSS.set(rss_bytes())
 
     async def _check_model(self) -> tuple[bool, str]:
         ok, reason = self.manager.status()

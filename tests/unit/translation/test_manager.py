@@ -16,7 +16,6 @@ from translation_worker.manager import (
     SessionNotices,
     TranslationManager,
     default_engine_factory,
-    process_rss_bytes,
 )
 from translation_worker.models import TranslationModelUnavailable
 
@@ -197,10 +196,6 @@ def test_options_from_settings() -> None:
     assert options.engine_options.max_loaded_pairs == 3
     assert options.idle_unload_seconds == 120.0
     assert options.cache_dir == Path("/cache/hub")
-
-
-def test_rss_helper_reports_this_process() -> None:
-    assert process_rss_bytes() > 10_000_000
 
 
 def test_session_notices_once_per_session_and_bounded() -> None:
