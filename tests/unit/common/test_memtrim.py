@@ -116,3 +116,30 @@ async def test_the_trimmer_trims_over_the_soft_limit_and_when_idle() -> None:
         assert trims.labels("over_soft_limit")._value.get() == 1  # under the limit now
     finally:
         idle.cancel()
+
+
+async def test_an_idle_trim_collects_garbage_in_cycles_first() -> None:
+    # Cyclic garbage waits for a full collection; its pages could not be trimmed before it.
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    trims = Counter("trims_gc", "t", ["when"], registry=CollectorRegistry())
+    trimmer = HeapTrimmer(TrimPolicy(idle_seconds=0.1), lambda: 0, trims)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # type: ignore[attr-defined]
+        alive = weakref.ref(a)
+        del a, b
+        assert alive() is not None  # only the collector frees a cycle
+        await trimmer.release("over_soft_limit")
+        assert alive() is not None  # under load the collector's own thresholds decide
+        await trimmer.release("idle")
+        assert alive() is None
+    finally:
+        if was_enabled:
+            gc.enable()
