@@ -75,19 +75,17 @@ class TrimSchedule:
         # tens of microseconds, which after every batch or session would add up).
         if p.soft_limit_bytes and now - self._last_check >= p.min_interval:
             self._last_check = now
-            if rss() > p.soft_limit_bytes:
-                return self._trimmed()
+            # The idle trim still follows: it also collects cyclic garbage, which this one
+            # (under load) does not.
+            return rss() > p.soft_limit_bytes
         return False
 
     def due_idle(self, now: float) -> bool:
         p = self.policy
         if p.idle_seconds and self._dirty and not self._running and now - self._last_end >= p.idle_seconds:
-            return self._trimmed()
+            self._dirty = False
+            return True
         return False
-
-    def _trimmed(self) -> bool:
-        self._dirty = False
-        return True
 
 
 @functools.cache

@@ -143,3 +143,12 @@ async def test_an_idle_trim_collects_garbage_in_cycles_first() -> None:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def test_an_idle_trim_still_follows_a_trim_under_load() -> None:
+    # Only the idle one collects cyclic garbage first.
+    s = TrimSchedule(TrimPolicy(idle_seconds=1.0, soft_limit_bytes=400 * MB, min_interval=10.0))
+    s.work_started()
+    assert s.work_ended(0.0, lambda: 500 * MB)
+    assert s.due_idle(1.0)
+    assert not s.due_idle(2.0)
