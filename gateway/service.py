@@ -11,6 +11,7 @@ their way), and stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -186,16 +187,21 @@ class GatewayService(Service):
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
-        for task in (self._depth_task, self._redis_memory_task, self._trim_task):
-            if task is not None:
-                task.cancel()
+        tasks = [t for t in (self._depth_task, self._redis_memory_task, self._trim_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:  # a command retrying a refused connection may take its time to notice
+            await asyncio.wait(tasks, timeout=2.0)
         self._depth_task = self._redis_memory_task = self._trim_task = None
         if self.heartbeat is not None:
             await self.heartbeat.stop()
             self.heartbeat = None
         if self.ctx is not None:
             await self.ctx.router.close()
-            await self.ctx.redis.aclose()
+            # Bounded: with Redis refusing connections, a command still retrying holds the
+            # pool, and closing it waited for ever (a CI teardown hung 300 s here).
+            with contextlib.suppress(asyncio.TimeoutError, *RETRYABLE):
+                await asyncio.wait_for(self.ctx.redis.aclose(), 2.0)
             self.ctx = None
         if self.health_server is not None:
             await self.health_server.stop()
