@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import SecretStr
 from websockets.asyncio.client import connect
 
-from benchmarks.overhead import _serve
+from benchmarks.overhead import serve_child
 from common.embedded_redis import EmbeddedRedis
 from common.memdebug import rss_bytes
 from common.memtrim import release_free_heap
@@ -78,7 +78,7 @@ async def run(sessions: int, concurrency: int, pace: float, how: str, clip: Path
     ctx = multiprocessing.get_context("spawn")
     started, stop = ctx.Queue(), ctx.Event()
     with EmbeddedRedis() as redis:
-        worker = ctx.Process(target=_serve, args=("worker", redis.url, started, stop), daemon=True)
+        worker = ctx.Process(target=serve_child, args=("worker", redis.url, started, stop), daemon=True)
         worker.start()
         await asyncio.to_thread(started.get, True, 120)
         # No idle trim of its own (the round's release is the variable), no per-IP limits.

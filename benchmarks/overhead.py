@@ -112,7 +112,7 @@ async def run(utterances: int) -> list[float]:
             await worker.shutdown()
 
 
-def _serve(kind: str, url: str, started: Any, stop: Any) -> None:
+def serve_child(kind: str, url: str, started: Any, stop: Any) -> None:
     """A child process: the worker or the gateway until ``stop`` is set; ``started`` gets
     ``(kind, port)`` once it serves (the worker's consumer group exists by then)."""
 
@@ -144,7 +144,7 @@ async def run_processes(utterances: int) -> list[float]:
     ctx = multiprocessing.get_context("spawn")
     started, stop = ctx.Queue(), ctx.Event()
     with EmbeddedRedis() as redis:
-        children = [ctx.Process(target=_serve, args=(kind, redis.url, started, stop), daemon=True)
+        children = [ctx.Process(target=serve_child, args=(kind, redis.url, started, stop), daemon=True)
                     for kind in ("worker", "gateway")]
         for child in children:
             child.start()
