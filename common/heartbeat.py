@@ -17,7 +17,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from common.bus import heartbeat_key, heartbeat_pattern
-from common.redis_conn import RETRYABLE, last_write
+from common.periodic import repeat, stop_task
+from common.redis_conn import last_write
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class Heartbeat:
         self._ttl_ms = max(1000, int(ttl * 1000))
         self._info = info or dict
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
         self.last_ok: float | None = None
 
     async def beat(self) -> None:
@@ -45,28 +47,17 @@ class Heartbeat:
         await self._redis.set(self.key, json.dumps(value), px=self._ttl_ms)
         self.last_ok = time.monotonic()
 
-    async def _loop(self) -> None:
-        interval = self._ttl_ms / 3000
-        while True:
-            try:
-                await self.beat()
-            except RETRYABLE as exc:
-                log.warning("heartbeat failed: %s", exc)
-            await asyncio.sleep(interval)
-
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name=f"heartbeat-{self.key}")
+            self._stop = asyncio.Event()
+            loop = repeat(self.beat, self._ttl_ms / 3000, self._stop, what="heartbeat", level=logging.WARNING)
+            self._task = asyncio.create_task(loop, name=f"heartbeat-{self.key}")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await stop_task(task, self._stop, what=f"heartbeat {self.key}")
         if not await last_write(self._redis.delete(self.key)):
             log.warning("could not delete heartbeat %s; it expires by its TTL", self.key)
 

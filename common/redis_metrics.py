@@ -9,14 +9,11 @@ never fires).
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import redis.asyncio as aioredis
 from prometheus_client import Gauge
 
-from common.redis_conn import RETRYABLE
-
-log = logging.getLogger(__name__)
+from common.periodic import repeat
 
 USED_MEMORY = Gauge("redis_used_memory_bytes", "Redis used_memory (INFO memory), as seen by this service")
 MAX_MEMORY = Gauge("redis_maxmemory_bytes", "Redis maxmemory (0: no limit), as seen by this service")
@@ -31,11 +28,6 @@ async def sample_redis_memory(redis: aioredis.Redis) -> tuple[int, int]:
     return used, limit
 
 
-async def watch_redis_memory(redis: aioredis.Redis, interval: float = 15.0) -> None:
-    """Sample every ``interval`` seconds until cancelled (as often as Prometheus scrapes)."""
-    while True:
-        try:
-            await sample_redis_memory(redis)
-        except RETRYABLE as exc:
-            log.debug("redis memory unavailable: %s", exc)
-        await asyncio.sleep(interval)
+async def watch_redis_memory(redis: aioredis.Redis, stop: asyncio.Event, interval: float = 15.0) -> None:
+    """Sample every ``interval`` seconds until ``stop`` is set (as often as Prometheus scrapes)."""
+    await repeat(lambda: sample_redis_memory(redis), interval, stop, what="redis memory sample")

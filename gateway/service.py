@@ -22,6 +22,7 @@ from common.health import HealthServer, HealthState
 from common.heartbeat import Heartbeat
 from common.lifecycle import Service
 from common.memtrim import HeapTrimmer, TrimPolicy
+from common.periodic import STOP_SECONDS, repeat, stop_task
 from common.redis_conn import RETRYABLE, connect_with
 from common.redis_metrics import watch_redis_memory
 from common.security_settings import prepare_listeners
@@ -55,6 +56,7 @@ class GatewayService(Service):
         self._depth_task: asyncio.Task[None] | None = None
         self._redis_memory_task: asyncio.Task[None] | None = None
         self._trim_task: asyncio.Task[None] | None = None
+        self._pollers_stop = asyncio.Event()  # ends the two pollers (common/periodic.py)
         # Sessions are its unit of work: free heap goes back when none is open (common.memtrim).
         self.trim = HeapTrimmer(TrimPolicy(
             idle_seconds=settings.memory_trim_idle_seconds,
@@ -83,8 +85,11 @@ class GatewayService(Service):
             subject_sessions=SubjectSessions(redis, s.sessions_per_subject),
             audio_quota=AudioQuota(redis, s.audio_seconds_per_subject_per_minute),
         )
-        self._depth_task = asyncio.create_task(self._watch_depth(), name="queue-depth")
-        self._redis_memory_task = asyncio.create_task(watch_redis_memory(redis), name="redis-memory")
+        self._pollers_stop = asyncio.Event()
+        self._depth_task = asyncio.create_task(
+            repeat(self._sample_depth, 0.2, self._pollers_stop, what="queue depth"), name="queue-depth")
+        self._redis_memory_task = asyncio.create_task(watch_redis_memory(redis, self._pollers_stop),
+                                                      name="redis-memory")
         self._trim_task = asyncio.create_task(self.trim.idle_loop(), name="trim-when-idle")
         # Handlers are cancelled if still running this long after the listener closed.
         self.runner = web.AppRunner(build_app(self.ctx, self._websocket), access_log=None, shutdown_timeout=3.0)
@@ -158,20 +163,14 @@ class GatewayService(Service):
             ctx.guard.auth_settled(ip, admission)
         return ws
 
-    async def _watch_depth(self) -> None:
+    async def _sample_depth(self) -> None:
         """One XLEN per shard for the whole gateway every 200 ms, not one per utterance; the
         depth is their sum (in cluster mode the shards sit on different masters)."""
         assert self.ctx is not None
-        redis = self.ctx.redis
-        while True:
-            try:
-                lengths = await asyncio.gather(*(redis.xlen(s) for s in bus.audio_jobs_streams()))
-                depth = sum(int(n) for n in lengths)
-                self.ctx.queue_depth = depth
-                metrics.QUEUE_DEPTH.set(depth)
-            except RETRYABLE as exc:
-                log.debug("queue depth unavailable: %s", exc)
-            await asyncio.sleep(0.2)
+        lengths = await asyncio.gather(*(self.ctx.redis.xlen(s) for s in bus.audio_jobs_streams()))
+        depth = sum(int(n) for n in lengths)
+        self.ctx.queue_depth = depth
+        metrics.QUEUE_DEPTH.set(depth)
 
     async def main_loop(self) -> None:
         await self.stopping.wait()
@@ -187,11 +186,11 @@ class GatewayService(Service):
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
-        tasks = [t for t in (self._depth_task, self._redis_memory_task, self._trim_task) if t is not None]
-        for task in tasks:
-            task.cancel()
-        if tasks:  # a command retrying a refused connection may take its time to notice
-            await asyncio.wait(tasks, timeout=2.0)
+        await stop_task(self._depth_task, self._pollers_stop, what="queue depth poller")
+        await stop_task(self._redis_memory_task, self._pollers_stop, what="redis memory poller")
+        if self._trim_task is not None:
+            self._trim_task.cancel()
+            await asyncio.wait({self._trim_task}, timeout=STOP_SECONDS)
         self._depth_task = self._redis_memory_task = self._trim_task = None
         if self.heartbeat is not None:
             await self.heartbeat.stop()
