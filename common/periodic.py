@@ -30,7 +30,7 @@ async def repeat(step: Callable[[], Awaitable[object]], interval: float, stop: a
         try:
             await step()
         except RETRYABLE as exc:
-            log.log(level, "%s failed: %s", what, exc.__class__.__name__ if not str(exc) else exc)
+            log.log(level, "%s failed: %r", what, exc)
         try:
             await asyncio.wait_for(stop.wait(), interval)
         except asyncio.TimeoutError:

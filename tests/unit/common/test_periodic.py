@@ -41,10 +41,8 @@ async def test_heartbeat_stops_though_its_command_swallows_the_cancellation() ->
     while redis.calls == 0:
         await asyncio.sleep(0.01)
     task = beat._task
-    started = time.monotonic()
-    await asyncio.wait_for(beat.stop(), 10)  # was: waited for ever
+    await asyncio.wait_for(beat.stop(), 10)  # was: waited for ever (the bound only ends a hang)
     assert task is not None and task.done()
-    assert time.monotonic() - started < 5
 
 
 async def test_repeat_runs_until_its_event_and_survives_redis_errors() -> None:
