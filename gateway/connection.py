@@ -22,6 +22,7 @@ import contextlib
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from common import bus, tracing
@@ -47,6 +48,13 @@ RENEW_SECONDS = 20.0  # how often the subject's session slot is renewed
 
 def _clock() -> sa.Clock:
     return sa.Clock(time.monotonic(), time.time())
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """Actions the core returned outside the driver that must be waited for: the driver runs them."""
+
+    actions: list[sa.Action]
 
 
 class Connection:
@@ -110,7 +118,35 @@ class Connection:
             await self._close()
 
     async def _attach(self, session_id: str) -> None:
-        await self.ctx.router.attach(session_id, self.slot, lambda item: self.inbox.put_nowait((session_id, item)))
+        await self.ctx.router.attach(session_id, self.slot, lambda item: self._on_entry(session_id, item))
+
+    def _on_entry(self, session_id: str, item: Any) -> None:
+        """An entry of a session's result stream, from the router. A result for the session
+        held, whose actions need no waiting, is handled here at once when nothing else is:
+        the sender is then the next task to run, not behind a hop through the driver and the
+        router's next read. Anything else goes through the driver, in order."""
+        if (isinstance(item, str) or self._lock.locked() or not self.inbox.empty() or self.closed
+                or session_id != self.core.session_id):
+            self.inbox.put_nowait((session_id, item))
+            return
+        clock = _clock()
+        actions = self._on_result(item, clock)
+        if not all(isinstance(a, sa.Write | sa.QueueTranslation) or (isinstance(a, sa.Send) and not a.replay)
+                   for a in actions):
+            self.inbox.put_nowait(("", _Deferred(actions)))  # a close or a replay: the driver waits for it
+            return
+        for action in actions:
+            if not isinstance(action, sa.Send):
+                self.writer.put(action)
+            elif not self.outbox.put_nowait(bus.dumps(action.message)):
+                self.inbox.put_nowait(("", _Deferred([action])))  # the driver closes the client
+        if self.core.deadline(clock) < self._armed:
+            self.inbox.put_nowait(("", None))  # the deadline moved closer: re-arm the timer
+
+    def _on_result(self, item: sc.Result, clock: sa.Clock) -> list[sa.Action]:
+        if isinstance(item, bus.FinalResult | bus.TranslationResult):
+            tracing.record_span("gateway.deliver", item.traceparent, attributes={"type": item.type})
+        return self.core.on_result(item, clock)
 
     def _part_ended(self, task: asyncio.Task[Any]) -> None:
         if task.cancelled() or task.exception() is None or self.closed:
@@ -191,13 +227,17 @@ class Connection:
             timer = loop.call_later(wait, self.inbox.put_nowait, ("", None))
             session_id, item = await self.inbox.get()
             timer.cancel()
-            if self.lease is not None and time.monotonic() - renewed > RENEW_SECONDS:
-                renewed = time.monotonic()
-                with contextlib.suppress(*RETRYABLE):
-                    await self.ctx.subject_sessions.renew(self.lease.subject, self.slot)
+            # The lock is taken before anything awaits: no result may be handled at once
+            # (``_on_entry``) ahead of the one in hand.
             async with self._lock:
+                if self.lease is not None and time.monotonic() - renewed > RENEW_SECONDS:
+                    renewed = time.monotonic()
+                    with contextlib.suppress(*RETRYABLE):
+                        await self.ctx.subject_sessions.renew(self.lease.subject, self.slot)
                 core, clock = self.core, _clock()
-                if item is None:
+                if isinstance(item, _Deferred):
+                    actions = item.actions
+                elif item is None:
                     actions = core.tick(clock)
                 elif isinstance(item, Fenced):
                     actions = core.taken_over()
@@ -208,19 +248,19 @@ class Connection:
                 elif isinstance(item, str):
                     actions = core.on_note(item, clock)
                 else:
-                    if isinstance(item, bus.FinalResult | bus.TranslationResult):
-                        tracing.record_span("gateway.deliver", item.traceparent, attributes={"type": item.type})
-                    actions = core.on_result(item, clock)
+                    actions = self._on_result(item, clock)
                 await self._do(actions)
 
     # -- actions --------------------------------------------------------------------------
 
     async def _do(self, actions: list[sa.Action]) -> None:
-        # Audio jobs go to the writer first, so its task wakes before the sender's: the job's
-        # XADD leaves before, say, the vad message cut with it is framed and sent.
-        for action in actions:
-            if isinstance(action, sa.QueueAudio):
-                self.writer.put(action)
+        # Audio jobs go first, sent from here: the job's XADD leaves before, say, the vad
+        # message cut with it is framed and sent.
+        jobs = [job for job in actions if isinstance(job, sa.QueueAudio)]
+        for job in jobs:
+            self.writer.put(job)
+        if jobs:
+            await self.writer.send_now()
         for action in actions:
             if isinstance(action, sa.QueueAudio):
                 continue

@@ -28,14 +28,23 @@ class Outbox:
 
     async def put(self, data: str, *, replay: bool = False) -> bool:
         """Queue ``data``; False when the client is not taking what it is sent."""
+        if not replay:
+            return self.put_nowait(data)
         if self.closed:
             return True
         try:
-            if replay:
-                await asyncio.wait_for(self.queue.put(data), REPLAY_SEND_SECONDS)
-            else:
-                self.queue.put_nowait(data)
-        except (asyncio.QueueFull, asyncio.TimeoutError):
+            await asyncio.wait_for(self.queue.put(data), REPLAY_SEND_SECONDS)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def put_nowait(self, data: str) -> bool:
+        """:meth:`put` of a message that is not a replay: it never waits."""
+        if self.closed:
+            return True
+        try:
+            self.queue.put_nowait(data)
+        except asyncio.QueueFull:
             return False
         return True
 
