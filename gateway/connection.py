@@ -11,8 +11,11 @@ The core decides; this class carries data and executes its actions. Four parts:
   jobs in one ordered queue; a refused (fenced) write means another connection took over.
 
 Core calls never overlap (one lock), so a big frame segmented in a worker thread cannot race
-a tick. A part that fails is logged with its traceback and the client is closed with 1011
-(it may resume), never left without ``done``, timeouts or token expiry.
+a tick. A result the router hands over while the core is free, and the driver's queue empty,
+skips the driver: the core takes it at once and the sender runs next (``_on_entry``).
+:class:`gateway.effects.Effects` carries out what the core returns. A part that fails is
+logged with its traceback and the client is closed with 1011 (it may resume), never left
+without ``done``, timeouts or token expiry.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from gateway import session_core as sc
 from gateway.admission import Refused, authenticate
 from gateway.client_socket import ClientSocket
 from gateway.context import GatewayContext
+from gateway.effects import Effects, needs_no_wait
 from gateway.limits import Admission, AudioMeter
 from gateway.outbox import Outbox
 from gateway.session_writer import Failed, Fenced, SessionWriter
@@ -71,6 +75,7 @@ class Connection:
         self.writer = SessionWriter(ctx, self.slot, lambda: self.core.session_id,
                                     lambda sid, item: self.inbox.put_nowait((sid, item)),
                                     lambda: self.lease.subject if self.lease else None)
+        self.effects = Effects(self.outbox, self.writer, lambda: self.core.detach())
         self._lock = asyncio.Lock()
         self._armed = 0.0  # the deadline the driver's timer is set to
         self._tasks: list[asyncio.Task[Any]] = []  # sender, writer, driver
@@ -106,7 +111,7 @@ class Connection:
             task.add_done_callback(self._part_ended)
         try:
             async with self._lock:
-                await self._do(core.start())
+                await self.effects.run(core.start())
             async for message in self.ws:
                 async with self._lock:
                     await self._on_client(message)
@@ -131,15 +136,9 @@ class Connection:
             return
         clock = _clock()
         actions = self._on_result(item, clock)
-        if not all(isinstance(a, sa.Write | sa.QueueTranslation) or (isinstance(a, sa.Send) and not a.replay)
-                   for a in actions):
-            self.inbox.put_nowait(("", _Deferred(actions)))  # a close or a replay: the driver waits for it
-            return
-        for action in actions:
-            if not isinstance(action, sa.Send):
-                self.writer.put(action)
-            elif not self.outbox.put_nowait(bus.dumps(action.message)):
-                self.inbox.put_nowait(("", _Deferred([action])))  # the driver closes the client
+        left = self.effects.run_now(actions) if needs_no_wait(actions) else actions
+        if left:
+            self.inbox.put_nowait(("", _Deferred(left)))  # a close, a replay, a client not reading
         if self.core.deadline(clock) < self._armed:
             self.inbox.put_nowait(("", None))  # the deadline moved closer: re-arm the timer
 
@@ -167,7 +166,7 @@ class Connection:
             except protocol.ProtocolError as exc:
                 metrics.REFUSED.labels(exc.code).inc()
                 actions = self.core.error(exc.code, exc.message)
-        await self._do(actions)
+        await self.effects.run(actions)
 
     async def _dispatch(self, message: str | bytes, clock: sa.Clock) -> list[sa.Action]:
         core = self.core
@@ -249,31 +248,9 @@ class Connection:
                     actions = core.on_note(item, clock)
                 else:
                     actions = self._on_result(item, clock)
-                await self._do(actions)
+                await self.effects.run(actions)
 
-    # -- actions --------------------------------------------------------------------------
-
-    async def _do(self, actions: list[sa.Action]) -> None:
-        # Audio jobs go first, sent from here: the job's XADD leaves before, say, the vad
-        # message cut with it is framed and sent.
-        jobs = [job for job in actions if isinstance(job, sa.QueueAudio)]
-        for job in jobs:
-            self.writer.put(job)
-        if jobs:
-            await self.writer.send_now()
-        for action in actions:
-            if isinstance(action, sa.QueueAudio):
-                continue
-            if isinstance(action, sa.Send):
-                if not await self.outbox.put(bus.dumps(action.message), replay=action.replay):
-                    metrics.REFUSED.labels("slow_consumer").inc()
-                    log.warning("a client is not reading its results; disconnecting it")
-                    await self._do(self.core.detach())
-                    self.outbox.close_now(1008, "client not reading its results")
-            elif isinstance(action, sa.Close):
-                await self.outbox.close(action.code, action.reason)
-            else:
-                self.writer.put(action)
+    # -- the end ----------------------------------------------------------------------------
 
     async def going_away(self) -> None:
         """The gateway is stopping: tell the client so it reconnects elsewhere and resumes."""
@@ -285,7 +262,7 @@ class Connection:
         Results still on their way stay in the session's result stream for a resume."""
         async with self._lock:
             self.outbox.closed = True  # the socket is gone: nothing more to send
-            await self._do(self.core.detach())
+            await self.effects.run(self.core.detach())
         self.writer.stop()
         if len(self._tasks) > 1:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
