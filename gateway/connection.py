@@ -10,6 +10,8 @@ The core decides; this class carries data and executes its actions. Four parts:
 * Redis adapter (:class:`gateway.session_writer.SessionWriter`): the session's writes and
   jobs in one ordered queue; a refused (fenced) write means another connection took over.
 
+With auth on, a fifth task renews the subject's session slot (``common.periodic.repeat``).
+
 Core calls never overlap (one lock), so a big frame segmented in a worker thread cannot race
 a tick. A result the router hands over while the core is free, and the driver's queue empty,
 skips the driver: the core takes it at once and the sender runs next (``_on_entry``).
@@ -30,6 +32,7 @@ from typing import Any
 
 from common import bus, tracing
 from common.auth import AuthError, AuthLease
+from common.periodic import repeat, stop_task
 from common.redis_conn import RETRYABLE
 from gateway import metrics, protocol
 from gateway import session_actions as sa
@@ -79,6 +82,8 @@ class Connection:
         self._lock = asyncio.Lock()
         self._armed = 0.0  # the deadline the driver's timer is set to
         self._tasks: list[asyncio.Task[Any]] = []  # sender, writer, driver
+        self._renewer: asyncio.Task[None] | None = None  # the subject's session slot (auth on)
+        self._stop_renewing = asyncio.Event()
 
     @property
     def closed(self) -> bool:
@@ -109,6 +114,11 @@ class Connection:
         for part in (self.outbox.run(), self.writer.run(), self._driver()):
             self._tasks.append(task := asyncio.create_task(part))
             task.add_done_callback(self._part_ended)
+        if self.lease is not None:
+            subject, sessions = self.lease.subject, self.ctx.subject_sessions
+            self._renewer = asyncio.create_task(repeat(
+                lambda: sessions.renew(subject, self.slot), RENEW_SECONDS, self._stop_renewing,
+                what="session slot renewal"))
         try:
             async with self._lock:
                 await self.effects.run(core.start())
@@ -216,23 +226,18 @@ class Connection:
 
     async def _driver(self) -> None:
         """Results and notes in, and the core's clock: ``tick`` at its next deadline."""
-        renewed = time.monotonic()
         loop = asyncio.get_running_loop()
         while not self.closed:
             clock = _clock()
             self._armed = self.core.deadline(clock)
-            wait = min(max(0.0, self._armed - clock.now), RENEW_SECONDS)
+            wait = max(0.0, self._armed - clock.now)
             # A timer item rather than wait_for: no task per wake-up on the result path.
             timer = loop.call_later(wait, self.inbox.put_nowait, ("", None))
             session_id, item = await self.inbox.get()
             timer.cancel()
-            # The lock is taken before anything awaits: no result may be handled at once
+            # Nothing awaits between the get and the lock: no result may be handled at once
             # (``_on_entry``) ahead of the one in hand.
             async with self._lock:
-                if self.lease is not None and time.monotonic() - renewed > RENEW_SECONDS:
-                    renewed = time.monotonic()
-                    with contextlib.suppress(*RETRYABLE):
-                        await self.ctx.subject_sessions.renew(self.lease.subject, self.slot)
                 core, clock = self.core, _clock()
                 if isinstance(item, _Deferred):
                     actions = item.actions
@@ -269,6 +274,7 @@ class Connection:
                 await asyncio.wait_for(asyncio.shield(self._tasks[1]), WRITER_FLUSH_SECONDS)
         for task in self._tasks:
             task.cancel()
+        await stop_task(self._renewer, self._stop_renewing, what="session slot renewal")
         await self.outbox.settle()
         self.ctx.router.detach(self.core.session_id, self.slot)
         if self.lease is not None:

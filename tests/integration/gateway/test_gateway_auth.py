@@ -95,6 +95,25 @@ async def test_sessions_per_subject_across_gateways(make_gateway: Any) -> None:
         assert (await recv_json(third))["type"] == "ready"
 
 
+async def test_a_long_session_keeps_its_slot_by_renewing_it(make_gateway: Any, monkeypatch: Any) -> None:
+    """A slot lives ``ttl`` seconds unless renewed; a session held for several of them still
+    has its slot (its connection renews it), so a second session of the subject is refused."""
+    from gateway import connection
+
+    monkeypatch.setattr(connection, "RENEW_SECONDS", 0.1)
+    gw1 = await make_gateway(jwt_secret=SECRET, sessions_per_subject=1)
+    gw2 = await make_gateway(jwt_secret=SECRET, sessions_per_subject=1)
+    for gw in (gw1, gw2):
+        gw.ctx.subject_sessions.ttl = 0.5
+    headers = {"Authorization": f"Bearer {token('erin')}"}
+    async with connect(url(gw1), additional_headers=headers) as first:
+        assert (await recv_json(first))["type"] == "ready"
+        await asyncio.sleep(1.5)  # three slot lifetimes: the slot is kept only by renewing it
+        async with connect(url(gw2), additional_headers=headers) as second:
+            seen = await until_closed(second)
+            assert seen[0]["code"] == "too_many_sessions_for_subject"
+
+
 async def test_repeated_failures_lock_the_address_out(make_gateway: Any) -> None:
     gw = await make_gateway(jwt_secret=SECRET, auth_failures_before_lockout=2, lockout_seconds=60)
     for _ in range(2):

@@ -58,6 +58,11 @@ class RecordingSocket:
         pass
 
 
+async def _sent(ws: RecordingSocket, n: int) -> None:
+    while len(ws.sent) < n:
+        await asyncio.sleep(0)
+
+
 class EchoCore:
     """Stands in for the session core, which this test is not about: each result becomes one
     message naming it."""
@@ -82,12 +87,10 @@ async def test_results_keep_stream_order_through_the_quick_path_and_the_driver()
     conn._on_entry("s", result("b"))  # the core is free, but "a" is still queued: "b" must not overtake it
     assert conn.outbox.queue.qsize() == 0 and conn.inbox.qsize() == 2
     driver = asyncio.create_task(conn._driver())
-    while len(ws.sent) < 2:
-        await asyncio.sleep(0)
+    await asyncio.wait_for(_sent(ws, 2), 5)
     conn._on_entry("s", result("c"))  # nothing else in hand: sent at once, no hop through the driver
     assert conn.inbox.qsize() == 0 and conn.outbox.queue.qsize() == 1
-    while len(ws.sent) < 3:
-        await asyncio.sleep(0)
+    await asyncio.wait_for(_sent(ws, 3), 5)
     assert [json.loads(m)["text"] for m in ws.sent] == ["a", "b", "c"]
     conn.outbox.closed = True
     for task in (driver, sender):
