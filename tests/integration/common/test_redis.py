@@ -94,3 +94,19 @@ async def test_client_reconnects_after_server_restart() -> None:
     finally:
         await client.aclose()
         server.stop()
+
+
+async def test_values_round_trip_through_the_c_packed_client() -> None:
+    """What the services' client sends (packed by hiredis) is what a server stores."""
+    with EmbeddedRedis() as server:
+        client = await connect(server.url, timeout=5)
+        try:
+            values = {"text": "größe €", "int": 7, "float": 0.1, "bytes": b"\x00\xff" * 50_000}
+            await client.hset("h", mapping=values)  # type: ignore[arg-type]
+            stored = await client.hgetall("h")
+            assert stored == {b"text": "größe €".encode(), b"int": b"7", b"float": b"0.1",
+                              b"bytes": b"\x00\xff" * 50_000}
+            await client.execute_command("CLIENT SETNAME", "gw-1")  # a two-word command name
+            assert await client.client_getname() == "gw-1"  # redis-py decodes this reply itself
+        finally:
+            await client.aclose()

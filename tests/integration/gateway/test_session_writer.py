@@ -12,6 +12,8 @@ import pytest
 
 from common import bus
 from gateway import session_actions as sa
+from gateway.effects import Effects
+from gateway.outbox import Outbox
 from gateway.router import ResultRouter
 from gateway.session_writer import Fenced, SessionWriter
 from gateway.sessions import SessionConfig, SessionStore
@@ -80,6 +82,23 @@ async def test_a_batch_is_one_round_trip_in_order(redis_client: Any) -> None:
     assert await redis_client.xlen(bus.TRANSCRIPTS) == 2  # the store's copies of the two finals
     entries = await redis_client.xrange(bus.result_stream_key("s"))
     assert [fields[b"c"] for _id, fields in entries] == [b"takeover x"]
+
+
+async def test_a_job_and_its_counter_leave_in_one_round_trip(redis_client: Any) -> None:
+    """A flush's actions (the vad message, the final job, the job's counter): the connection
+    sends the job itself, and the counter goes in the same pipeline, after it."""
+    store = SessionStore(redis_client, ttl_seconds=60, log_maxlen=100)
+    await store.create("s", "me", SessionConfig(), owner="", secret="x")
+    recorder = Recorder(redis_client)
+    ctx = SimpleNamespace(redis=recorder, store=store, router=ResultRouter(redis_client), name="gw")
+    writer = SessionWriter(ctx, "me", lambda: "s", lambda sid, item: None, lambda: None)  # type: ignore[arg-type]
+    effects = Effects(Outbox(SimpleNamespace(), 8), writer, lambda: [])  # type: ignore[arg-type]
+    vad = sa.Send({"type": "vad", "event": "speech_end", "t": 1.0, "seq": 3})
+    await effects.run([vad, job(0), sa.Write({"next_utterance": 1})])
+    assert recorder.pipelines == [2]  # the XADD and the counter's write: one round trip, no writer task
+    stored = await store.load("s")
+    assert stored is not None and stored.next_utterance == 1
+    assert await redis_client.xlen(bus.audio_jobs_stream("s")) == 1
 
 
 async def test_a_fenced_write_in_a_batch_is_reported(redis_client: Any) -> None:
