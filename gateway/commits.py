@@ -14,8 +14,10 @@ Three ways to commit (reason in :attr:`Commit.reason`):
 * ``agreement``: LocalAgreement-2. Two successive partial hypotheses (of the audio since the
   last commit) agree on a word prefix; the agreed prefix is stable. It is committed up to its
   last sentence end (a word ending in ``.``, ``?`` or ``!`` followed by at least one more word,
-  since Whisper ends every clip with a period), or whole once it has ``max_words`` words or
-  spans ``max_uncommitted_seconds``. Its text is the agreed words themselves: no extra inference.
+  since Whisper ends every clip with a period), or whole once it has ``max_words`` words, spans
+  ``max_uncommitted_seconds``, or is *settled* (the later hypothesis heard ``settled_seconds``
+  more audio and added no word: the speaker stopped, if only for a conversational gap).
+  Its text is the agreed words themselves: no extra inference.
 * ``max_length``: no agreement and no pause for ``max_uncommitted_seconds``: the caller cuts at
   the quietest point of a window the policy names (:meth:`CommitPolicy.cut_window`) and the span
   is transcribed as a final job, as for a pause.
@@ -84,6 +86,11 @@ class CommitOptions:
     #: Voiced audio ending less than this after the commit point is not worth a commit of its
     #: own (Whisper's word ends come a little before the VAD's end of speech).
     min_speech_seconds: float = 0.25
+    #: A hypothesis that heard this much more audio than the previous one and says exactly
+    #: the same words is settled: the speaker stopped (a turn's gap in conversation is often
+    #: shorter than a pause commit, and noisy), so all of it is committed, its last sentence
+    #: end included. Without this, a short last sentence waits for the next speaker's words.
+    settled_seconds: float = 0.3
 
     def __post_init__(self) -> None:
         if self.pause_seconds <= 0 or self.max_uncommitted_seconds <= 0:
@@ -169,6 +176,7 @@ class CommitPolicy:
         """
         current = trim_overlap(words, self.commit_at, self.committed)
         previous, self._previous = self._previous, current
+        heard_more = audio_end - self._previous_end
         self._previous_end = audio_end
         agreed = 0
         for a, b in zip(previous, current, strict=False):
@@ -183,8 +191,9 @@ class CommitPolicy:
             if current[i].text.rstrip().endswith(SENTENCE_END) and i + 1 < len(current):
                 cut = i + 1
         span = current[agreed - 1].end - self.commit_at
-        whole = agreed >= self.options.max_words or span >= self.options.max_uncommitted_seconds
-        if cut == 0 and whole:
+        settled = agreed == len(current) == len(previous) and heard_more >= self.options.settled_seconds
+        whole = settled or agreed >= self.options.max_words or span >= self.options.max_uncommitted_seconds
+        if settled or (cut == 0 and whole):
             cut = agreed
         if cut and hold is not None and hold(self.speech_seconds(current[cut - 1].end)):
             # Too short a piece to know its language: the whole agreed prefix if that is long

@@ -59,6 +59,24 @@ def test_a_final_period_of_the_hypothesis_is_not_a_sentence_end() -> None:
     assert policy.on_hypothesis(truth, audio_end=2.0) is None
 
 
+def test_a_settled_hypothesis_is_committed_whole_with_its_last_sentence_end() -> None:
+    """The speaker stopped after a short sentence (a conversational gap, shorter than a pause
+    commit): the next hypothesis heard half a second more and added no word."""
+    truth = speech(3, sentence_every=3)  # "the quick brown." ends at 1.4
+    policy = CommitPolicy(CommitOptions(), turn_start=0.0)
+    assert policy.on_hypothesis(truth, audio_end=1.6) is None
+    commit = policy.on_hypothesis(truth, audio_end=2.1)
+    assert commit is not None and commit.reason == "agreement"
+    assert commit.text == "the quick brown." and commit.end == truth[-1].end
+
+
+def test_a_hypothesis_that_heard_more_words_is_not_settled() -> None:
+    truth = speech(5, sentence_every=5)
+    policy = CommitPolicy(CommitOptions(), turn_start=0.0)
+    policy.on_hypothesis(truth[:3], audio_end=1.4)
+    assert policy.on_hypothesis(truth[:3] + [HypWord(" zz", 1.4, 1.9)], audio_end=1.9) is None
+
+
 def test_disagreement_commits_nothing() -> None:
     truth = speech(8, sentence_every=2)
     policy = CommitPolicy(CommitOptions(), turn_start=0.0)
