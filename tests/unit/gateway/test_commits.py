@@ -74,7 +74,7 @@ def test_a_hypothesis_that_heard_more_words_is_not_settled() -> None:
     truth = speech(5, sentence_every=5)
     policy = CommitPolicy(CommitOptions(), turn_start=0.0)
     policy.on_hypothesis(truth[:3], audio_end=1.4)
-    assert policy.on_hypothesis(truth[:3] + [HypWord(" zz", 1.4, 1.9)], audio_end=1.9) is None
+    assert policy.on_hypothesis([*truth[:3], HypWord(" zz", 1.4, 1.9)], audio_end=1.9) is None
 
 
 def test_disagreement_commits_nothing() -> None:
