@@ -103,7 +103,9 @@ class _CPacked:
     installed (its asyncio client always packs in Python). The same bytes on the wire for a
     fraction of the CPU: a 15-argument EVALSHA, the gateway's write of each message it sends,
     takes 3 µs instead of 13. Arguments hiredis does not take (a memoryview) go the Python way;
-    a type neither takes is redis-py's ``DataError``, as before."""
+    a type neither takes is redis-py's ``DataError``, as before. (redis-py's own
+    ``HiredisRespSerializer`` does the same but first copies every argument through a
+    generator: 6.8 µs for that EVALSHA, against 2.4 µs here and 11.2 µs in Python.)"""
 
     def pack_command(self, *args: Any) -> list[bytes]:
         # A command name with a space in it ("CLIENT SETNAME") is several arguments.

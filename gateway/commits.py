@@ -196,7 +196,7 @@ class CommitPolicy:
                 cut = i + 1
         span = current[agreed - 1].end - self.commit_at
         settled = agreed == len(current) == len(previous) and heard_more >= self.options.settled_seconds
-        whole = settled or agreed >= self.options.max_words or span >= self.options.max_uncommitted_seconds
+        whole = agreed >= self.options.max_words or span >= self.options.max_uncommitted_seconds
         if settled or (cut == 0 and whole):
             cut = agreed
         if cut and hold is not None and hold(self.speech_seconds(current[cut - 1].end)):
