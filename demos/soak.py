@@ -171,7 +171,9 @@ def verdict(rounds: list[Round], growths: list[Growth], options: SoakOptions,
     if all(g.slope_mb_per_100 is None for g in growths):
         failures.append(f"no growth measured: need at least 2 rounds after {options.warmup_rounds} warm-up "
                         "rounds, and a reachable /health")
-    if redis is not None and redis.get("session_keys_without_ttl"):
+    if redis is not None and "error" in redis:
+        failures.append(f"the Redis key audit could not run ({redis['error']})")
+    elif redis is not None and redis.get("session_keys_without_ttl"):
         keys = redis["session_keys_without_ttl"]
         failures.append(f"{len(keys)} per-session Redis keys without a TTL, e.g. {keys[:3]}")
     return failures
@@ -213,13 +215,20 @@ async def read_allocations(http: aiohttp.ClientSession, url: str, token: str | N
 
 
 async def audit_redis(url: str) -> dict[str, Any]:
+    """The key audit's figures, or ``{"error": ...}`` when Redis cannot be reached (it may have
+    gone with the stack under test): the soak then fails with that reason instead of a traceback
+    that would hide the rounds already measured."""
     import redis.asyncio as aioredis
 
     from common.keyaudit import audit_keys
+    from common.redis_conn import RETRYABLE
 
     client = aioredis.Redis.from_url(url)
     try:
         return (await audit_keys(client)).as_dict()
+    except RETRYABLE as exc:
+        log.warning("the Redis key audit failed: %s", exc)
+        return {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         await client.aclose()
 
@@ -295,7 +304,7 @@ def format_result(result: SoakResult, services: list[str], options: SoakOptions)
         span = (f"{g.first_mb:.1f} -> {g.last_mb:.1f} MB over {g.points} rounds"
                 if g.first_mb is not None and g.last_mb is not None else "no data")
         lines.append(f"  {g.service:<20} {slope:>26}   ({span})")
-    if result.redis is not None:
+    if result.redis is not None and "error" not in result.redis:
         r = result.redis
         lines.append("")
         lines.append(f"Redis after the soak: {r['total_keys']} keys, {r['used_memory_bytes'] / MB:.1f} MB used; "

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from demos.soak import MB, Round, SoakOptions, growth, parse_duration, parse_health, slope_per_100, verdict
+from common.embedded_redis import free_port
+from demos.soak import (
+    MB,
+    Round,
+    SoakOptions,
+    audit_redis,
+    format_result,
+    growth,
+    parse_duration,
+    parse_health,
+    slope_per_100,
+    verdict,
+)
 
 
 def rnd(index: int, sessions: int, rss_mb: float | None, succeeded: int = 10) -> Round:
@@ -57,6 +69,22 @@ def test_verdict_fails_on_failed_sessions_missing_data_and_keys_without_ttl() ->
     ok = [rnd(1, 10, 100), rnd(2, 20, 100)]
     redis = {"session_keys_without_ttl": ["session:abc"]}
     assert "without a TTL" in verdict(ok, growth(ok, ["gateway"], 0), options, redis)[0]
+
+
+async def test_a_redis_gone_before_the_audit_fails_the_soak_with_its_reason() -> None:
+    """The stack under test may take Redis down with it: the rounds measured are still
+    reported, and the verdict says why the audit is missing (it used to raise)."""
+    from demos.soak import SoakResult
+
+    redis = await audit_redis(f"redis://127.0.0.1:{free_port()}")  # nothing listens there
+    assert "ConnectionError" in redis["error"]
+    options = SoakOptions(duration=60, warmup_rounds=0)
+    ok = [rnd(1, 10, 100), rnd(2, 20, 100)]
+    failures = verdict(ok, growth(ok, ["gateway"], 0), options, redis)
+    assert failures == [f"the Redis key audit could not run ({redis['error']})"]
+    report = format_result(SoakResult(ok, {"gateway": 100 * MB}, growth(ok, ["gateway"], 0), failures, redis),
+                           ["gateway"], options)
+    assert report.splitlines()[-1].startswith("FAIL: the Redis key audit could not run")
 
 
 def test_health_urls() -> None:
