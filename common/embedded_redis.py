@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from common import parent_death
+
 log = logging.getLogger(__name__)
 
 
@@ -108,7 +110,9 @@ class EmbeddedRedis:
         if self._maxmemory:
             args += ["--maxmemory", self._maxmemory]
         args += self._extra_args
-        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # preexec: the server gets SIGTERM if its owner is killed (common/parent_death.py).
+        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      preexec_fn=parent_death.preexec())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -2,8 +2,10 @@
 
 The first SIGTERM or SIGINT asks for a graceful stop: the service stops taking new work,
 finishes what is in flight and shuts down. A second signal forces: the main loop is cancelled
-and shutdown runs with what it has. A service that hangs in shutdown past its budget is left
-by the process exiting non-zero.
+and shutdown runs with what it has. A repeat within ``repeat_grace`` seconds of the first is
+the same request, not a second one: the kernel's parent-death signal (common/parent_death.py)
+can come once per thread of a dying parent. A service that hangs in shutdown past its budget
+is left by the process exiting non-zero.
 """
 
 from __future__ import annotations
@@ -58,12 +60,16 @@ class Service(ABC):
         return self._forced
 
 
-async def serve(service: Service, *, shutdown_timeout: float = 10.0) -> int:
+async def serve(service: Service, *, shutdown_timeout: float = 10.0, repeat_grace: float = 0.5) -> int:
     """Run a service with signal handling; returns the process exit code."""
     loop = asyncio.get_running_loop()
     main_task: asyncio.Task[None] | None = None
+    first_signal: list[float] = []  # when the graceful stop was asked for
 
     def on_signal(signum: int) -> None:
+        if first_signal and loop.time() - first_signal[0] < repeat_grace:
+            log.debug("%s again at once: the same request", signal.Signals(signum).name)
+            return
         if service.stopping.is_set():
             log.warning("second %s: forcing shutdown", signal.Signals(signum).name)
             service.request_stop()
@@ -71,6 +77,7 @@ async def serve(service: Service, *, shutdown_timeout: float = 10.0) -> int:
                 main_task.cancel()
         else:
             log.info("%s: stopping gracefully (send again to force)", signal.Signals(signum).name)
+            first_signal.append(loop.time())
             service.request_stop()
 
     for signum in (signal.SIGTERM, signal.SIGINT):

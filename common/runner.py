@@ -28,6 +28,7 @@ from typing import TypeVar
 
 import aiohttp
 
+from common import parent_death
 from common.embedded_cluster import EmbeddedCluster
 from common.embedded_redis import EmbeddedRedis, free_port
 
@@ -119,12 +120,15 @@ class Supervisor:
         return int(self.children[0].spec.env["GATEWAY_PORT"])
 
     async def start(self) -> None:
+        # The embedded servers start on this (the main) thread, blocking the loop a moment before
+        # anything else runs on it: so they are asked to end with this process if it is killed,
+        # which a server forked from a pool thread cannot be (common/parent_death.py).
         if not self.redis_url and self.options.redis_cluster:
-            cluster = await asyncio.to_thread(EmbeddedCluster(masters=3, replicas=1).start)
+            cluster = EmbeddedCluster(masters=3, replicas=1).start()
             self.redis, self.redis_url = cluster, cluster.url
             log.info("embedded redis cluster on 127.0.0.1 ports %s", cluster.ports)
         elif not self.redis_url:
-            server = await asyncio.to_thread(EmbeddedRedis().start)
+            server = EmbeddedRedis().start()
             self.redis, self.redis_url = server, server.url
             log.info("embedded redis on 127.0.0.1:%d", server.port)
         for spec in plan(self.options, self.redis_url):
@@ -138,7 +142,8 @@ class Supervisor:
         spec = child.spec
         env = {**os.environ, **spec.env, "HEALTH_PORT": str(spec.health_port)}
         child.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", spec.module, env=env, start_new_session=True
+            sys.executable, "-m", spec.module, env=env, start_new_session=True,
+            preexec_fn=parent_death.preexec(),  # SIGTERM if the supervisor is killed
         )
         child.started_at = time.monotonic()
         log.info("started %s (pid %d, health port %d)", spec.name, child.proc.pid, spec.health_port)

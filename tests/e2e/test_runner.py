@@ -78,3 +78,37 @@ def test_up_restarts_a_dead_child_and_stops_within_15s(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_killed_runner_takes_its_children_with_it(tmp_path: Path) -> None:
+    """SIGKILL gives the runner no chance to stop anything: its children (Redis and every
+    service) get SIGTERM from the kernel instead (common/parent_death.py) and stop, so their
+    ports are free for the next ``make run``."""
+    ports = [free_port() for _ in range(5)]
+    ws, gw, stt, tr, store = ports
+    env = {**os.environ, "MODEL_SIZE": "tiny.en", "LOG_LEVEL": "WARNING", "DATA_DIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "common.cli", "up", "--gateway-port", str(ws), "--gateway-health-port", str(gw),
+           "--stt-health-port", str(stt), "--translation-health-port", str(tr), "--store-health-port", str(store)]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    children: list[psutil.Process] = []
+    try:
+        assert proc.stdout is not None
+        out = ""
+        while "ready in" not in out:
+            line = proc.stdout.readline()
+            assert line, "speech-pipeline up exited"
+            out += line
+        children = psutil.Process(proc.pid).children()
+        assert len(children) == 5
+        proc.kill()
+        proc.wait(10)
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, f"outlived the runner: {[' '.join(p.cmdline()[-2:]) for p in alive]}"
+        wait(lambda: not any(bound(p) for p in ports), 10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for child in children:  # ours (started by our child); only if the test failed
+            if child.is_running():
+                child.kill()

@@ -110,3 +110,63 @@ async def test_values_round_trip_through_the_c_packed_client() -> None:
             assert await client.client_getname() == "gw-1"  # redis-py decodes this reply itself
         finally:
             await client.aclose()
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or a zombie waiting for its new parent to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux only (prctl)")
+def test_the_server_ends_when_its_owner_is_killed() -> None:
+    """An owner SIGKILLed (a crashed test run, the OOM killer) used to leave redis-server
+    running on its port; now the kernel sends it SIGTERM (common/parent_death.py)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    owner = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from common.embedded_redis import EmbeddedRedis\n"
+         "s = EmbeddedRedis().start(); print(s.pid, s.port, flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        pid, port = (int(x) for x in owner.stdout.readline().split())
+        assert _port_open(port) and not _gone(pid)
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(10)
+        deadline = time.monotonic() + 10  # SIGTERM: redis-server shuts down at once
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ended = _gone(pid)
+        if not ended:
+            os.kill(pid, signal.SIGKILL)  # ours: it was started by our child
+        assert ended, "redis-server outlived its SIGKILLed owner"
+        assert not _port_open(port)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+
+
+def test_the_death_signal_is_asked_for_only_on_the_main_thread() -> None:
+    """The signal follows the thread that forked: from a pool thread it would fire when that
+    thread ends, with the owner still alive."""
+    import threading
+
+    from common import parent_death
+
+    assert parent_death.preexec() is not None
+    seen: list[object] = []
+    thread = threading.Thread(target=lambda: seen.append(parent_death.preexec()))
+    thread.start()
+    thread.join()
+    assert seen == [None]
