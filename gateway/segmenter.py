@@ -39,9 +39,7 @@ With ``use_silero=False`` the same state machine runs on WebRTC's 30 ms decision
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections import deque
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -161,51 +159,66 @@ Event = SpeechStarted | SpeechEnded | UtteranceReady
 
 
 class _History:
-    """The recent 16 kHz audio as whole 30 ms frames (plus each frame's energy), trimmed at the front.
+    """The recent 16 kHz audio as whole 30 ms frames, trimmed at the front.
 
-    A deque of frames rather than one growing array: appending is O(1) and slicing copies
-    only what is asked for.
+    One contiguous int16 buffer, the live audio at ``[_lo, _hi)``: appending copies the frame in
+    (the buffer is compacted, or doubled, when its end is reached, so O(1) amortised), and a
+    slice is one copy of contiguous memory. A deque of frame arrays, the earlier layout, made
+    every slice a concatenation of its frames: 32 us for 3 s of audio against 8 us now, paid
+    for each final's audio on the way from ``flush`` to its XADD and for each Silero window.
+    Frame energies are summed only when a cut asks for the quietest frame.
     """
 
-    def __init__(self) -> None:
-        self.frames: deque[np.ndarray] = deque()
-        self.energy: deque[float] = deque()
-        self.start = 0  # sample index (since session start) of frames[0]
+    def __init__(self, capacity: int = 64 * FRAME) -> None:
+        self._buf = np.zeros(capacity, np.int16)
+        self._lo = 0  # buffer index of the first live sample (always a frame boundary)
+        self._hi = 0
+        self.start = 0  # sample index (since session start) of the first live sample
 
     @property
     def end(self) -> int:
-        return self.start + len(self.frames) * FRAME
+        return self.start + (self._hi - self._lo)
+
+    @property
+    def frames(self) -> int:
+        """Whole frames held."""
+        return (self._hi - self._lo) // FRAME
 
     def append(self, frame: np.ndarray) -> None:
-        f = frame.astype(np.float32)
-        self.frames.append(frame)
-        self.energy.append(float(np.dot(f, f)))
+        if self._hi + FRAME > len(self._buf):
+            self._make_room()
+        self._buf[self._hi : self._hi + FRAME] = frame
+        self._hi += FRAME
+
+    def _make_room(self) -> None:
+        live = self._hi - self._lo
+        size = len(self._buf) * 2 if live + FRAME > len(self._buf) // 2 else len(self._buf)
+        buf = np.zeros(size, np.int16)
+        buf[:live] = self._buf[self._lo : self._hi]
+        self._buf, self._lo, self._hi = buf, 0, live
 
     def trim(self, keep_from: int) -> None:
-        while self.frames and self.start + FRAME <= keep_from:
-            self.frames.popleft()
-            self.energy.popleft()
-            self.start += FRAME
+        drop = min(self.frames, max(0, (keep_from - self.start) // FRAME))
+        self._lo += drop * FRAME
+        self.start += drop * FRAME
 
     def slice(self, a: int, b: int) -> np.ndarray:
+        """A copy of samples [a, b) (session indices), clipped to what is held."""
         a = max(a, self.start)
         b = min(b, self.end)
         if b <= a:
             return np.zeros(0, np.int16)
-        i0 = (a - self.start) // FRAME
-        i1 = (b - self.start - 1) // FRAME + 1
-        chunk = np.concatenate(list(itertools.islice(self.frames, i0, i1)))
-        off = a - (self.start + i0 * FRAME)
-        return chunk[off : off + (b - a)]
+        base = self._lo - self.start
+        return self._buf[base + a : base + b].copy()
 
     def quietest_frame(self, a: int, b: int) -> int:
-        """Start sample of the lowest-energy whole frame inside [a, b)."""
+        """Start sample of the lowest-energy whole frame inside [a, b) (the first, on a tie)."""
         i0 = max(0, -(-(a - self.start) // FRAME))
-        i1 = min(len(self.frames), (b - self.start) // FRAME)
+        i1 = min(self.frames, (b - self.start) // FRAME)
         if i1 <= i0:
             return max(a, self.start)
-        energies = list(itertools.islice(self.energy, i0, i1))
-        best = i0 + int(np.argmin(energies))
+        frames = self._buf[self._lo + i0 * FRAME : self._lo + i1 * FRAME].reshape(-1, FRAME).astype(np.int64)
+        best = i0 + int(np.argmin((frames * frames).sum(axis=1)))  # exact: int16 squares fit in int64
         return self.start + best * FRAME
 
 
@@ -262,7 +275,8 @@ class Segmenter:
         events: list[Event] = []
         n = len(data) // FRAME
         for k in range(n):
-            events.extend(self._process_frame(data[k * FRAME : (k + 1) * FRAME].copy()))
+            # A view: the history copies the frame in, nothing else keeps it.
+            events.extend(self._process_frame(data[k * FRAME : (k + 1) * FRAME]))
         self._pending = data[n * FRAME :].copy()
         return events
 
