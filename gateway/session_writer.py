@@ -2,12 +2,12 @@
 
 Log entries therefore land in seq order (they used to be concurrent tasks). What was queued
 together (a final's log write and the turn's end, a job and its counter) goes in one pipeline,
-one round trip, on a single node; on a cluster, or when there is one action, one at a time. A
-write refused because another connection claimed the session, and a job Redis would not take,
-are handed back to the connection, whose core decides what they mean. What the transcript
-store must know goes to its stream from here too (``gateway.transcript_feed``): the session's
-owner on each config write, and each final and translation as it is logged, i.e. as the
-client got it.
+one round trip, on a single node, writes queued one after another as one script call; on a
+cluster, or when there is one action, one at a time. A write refused because another
+connection claimed the session, and a job Redis would not take, are handed back to the
+connection, whose core decides what they mean. What the transcript store must know goes to its
+stream from here too (``gateway.transcript_feed``): the session's owner on each config write,
+and each final and translation as it is logged, i.e. as the client got it.
 
 Batches run one at a time (``_running``), each taking the oldest queued actions, so order holds
 whoever runs them: the writer task, or a connection that has just queued an audio job and
@@ -113,23 +113,31 @@ class SessionWriter:
             self._report(session_id, Failed(action))
 
     async def _run_pipelined(self, batch: list[sa.Action]) -> None:
-        """The batch in one round trip, in order. A write script Redis no longer has (after a
+        """The batch in one round trip, in order; writes queued one after another (a final's
+        and the turn end's) as one script call. A write script Redis no longer has (after a
         restart) is written again one by one, which loads it; the rest was applied."""
         ctx, session_id = self._ctx, self._session_id()
         async with ctx.redis.pipeline(transaction=False) as pipe:
-            replies: list[tuple[int, sa.Action]] = []  # (index of its first reply, action)
-            for action in batch:
-                replies.append((len(pipe), action))
-                if isinstance(action, sa.Write):
-                    ctx.store.queue_write(pipe, session_id, self._holder, action.fields, action.message)
+            replies: list[tuple[int, list[sa.Action]]] = []  # (index of its first reply, actions)
+            for group in _groups(batch):
+                replies.append((len(pipe), group))
+                head = group[0]
+                if isinstance(head, sa.Write):
+                    writes = [w for w in group if isinstance(w, sa.Write)]
+                    fields: dict[str, Any] = {}
+                    for write in writes:
+                        fields.update(write.fields)  # a later write's counters are the newer
+                    messages = [w.message for w in writes if w.message is not None]
+                    ctx.store.queue_write(pipe, session_id, self._holder, fields, messages)
                     # The store's copy goes even if the write is fenced: the client was sent it
                     # (the store is idempotent on the segment).
-                    for record in self._records(session_id, action.fields, action.message):
-                        bus.add_transcript(pipe, record)
-                elif isinstance(action, sa.Note):
-                    ctx.router.queue_note(pipe, session_id, action.text)
+                    for write in writes:
+                        for record in self._records(session_id, write.fields, write.message):
+                            bus.add_transcript(pipe, record)
+                elif isinstance(head, sa.Note):
+                    ctx.router.queue_note(pipe, session_id, head.text)
                 else:
-                    self._job_command(pipe, action)
+                    self._job_command(pipe, head)
             try:
                 results = await pipe.execute(raise_on_error=False)
             except RETRYABLE as exc:
@@ -137,15 +145,19 @@ class SessionWriter:
                 for action in batch:
                     self._report(session_id, Failed(action))
                 return
-        for index, action in replies:
-            reply = results[index]
-            if isinstance(action, sa.Write) and isinstance(reply, NoScriptError):
-                if not await ctx.store.write(session_id, self._holder, action.fields, action.message):
-                    self._report(session_id, Fenced())
+        for index, group in replies:
+            reply, head = results[index], group[0]
+            if isinstance(head, sa.Write) and isinstance(reply, NoScriptError):
+                for write in group:
+                    assert isinstance(write, sa.Write)
+                    if not await ctx.store.write(session_id, self._holder, write.fields, write.message):
+                        self._report(session_id, Fenced())
+                        break
             elif isinstance(reply, Exception):
-                log.warning("a session write failed (%s): %s", type(action).__name__, reply.__class__.__name__)
-                self._report(session_id, Failed(action))
-            elif isinstance(action, sa.Write) and not reply:
+                log.warning("a session write failed (%s): %s", type(head).__name__, reply.__class__.__name__)
+                for action in group:
+                    self._report(session_id, Failed(action))
+            elif isinstance(head, sa.Write) and not reply:
                 self._report(session_id, Fenced())
 
     def _job_command(self, client: Any, action: sa.Action) -> Any:
@@ -176,3 +188,14 @@ class SessionWriter:
         if message is not None and (record := transcript_feed.result_record(session_id, message)) is not None:
             records.append(record)
         return records
+
+
+def _groups(batch: list[sa.Action]) -> list[list[sa.Action]]:
+    """``batch`` in order, each run of consecutive writes together, everything else alone."""
+    groups: list[list[sa.Action]] = []
+    for action in batch:
+        if isinstance(action, sa.Write) and groups and isinstance(groups[-1][0], sa.Write):
+            groups[-1].append(action)
+        else:
+            groups.append([action])
+    return groups

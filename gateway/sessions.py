@@ -22,6 +22,7 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -75,16 +76,19 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-# KEYS: session hash, session log. ARGV: holder, ttl, log maxlen, log seq ("" = none), log
-# message, then field/value pairs for the hash.
+# KEYS: session hash, session log. ARGV: holder, ttl, log maxlen, n, then n (seq, message)
+# pairs for the log, then field/value pairs for the hash. Several writes queued together (a
+# final and the turn's end) go as one call: one script run per release, not per message.
 _WRITE = """
 if redis.call('HGET', KEYS[1], 'holder') ~= ARGV[1] then return 0 end
-if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
+local n = tonumber(ARGV[4])
+local fields = 5 + 2 * n
+if #ARGV >= fields then redis.call('HSET', KEYS[1], unpack(ARGV, fields)) end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-if ARGV[4] ~= '' then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'seq', ARGV[4], 'msg', ARGV[5])
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
+for i = 0, n - 1 do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'seq', ARGV[5 + 2 * i], 'msg', ARGV[6 + 2 * i])
 end
+if n > 0 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
 return 1
 """
 
@@ -146,31 +150,34 @@ class SessionStore:
     ) -> bool:
         """Update the hash and, if given, append a sent ``message`` (with its seq) to the log;
         False (nothing written) if ``holder`` no longer holds the session."""
-        keys, args = self._write_args(session_id, holder, fields, message)
+        keys, args = self._write_args(session_id, holder, fields, () if message is None else (message,))
         return bool(await self._write(keys=keys, args=args))
 
     def queue_write(
-        self, pipe: Any, session_id: str, holder: str, fields: dict[str, Any], message: dict[str, Any] | None = None
+        self, pipe: Any, session_id: str, holder: str, fields: dict[str, Any],
+        messages: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """:meth:`write` queued on a (single-node) pipeline; its reply is 1, or 0 when fenced.
+        """:meth:`write` queued on a (single-node) pipeline, for any number of sent ``messages``
+        (logged in order); its reply is 1, or 0 when fenced.
 
         By the script's hash alone: redis-py's own script support would check that the script
         is loaded (one more round trip) on every execute. After a Redis restart the pipeline
         answers NOSCRIPT and the caller writes through :meth:`write`, which loads it again.
         """
-        keys, args = self._write_args(session_id, holder, fields, message)
+        keys, args = self._write_args(session_id, holder, fields, messages)
         pipe.evalsha(self._write.sha, len(keys), *keys, *args)
 
     def _write_args(
-        self, session_id: str, holder: str, fields: dict[str, Any], message: dict[str, Any] | None
+        self, session_id: str, holder: str, fields: dict[str, Any], messages: Sequence[dict[str, Any]]
     ) -> tuple[list[str], list[Any]]:
         flat: list[Any] = []
         for name, value in fields.items():
             flat += [name, value.to_json() if isinstance(value, SessionConfig) else value]
-        seq = "" if message is None else message["seq"]
-        body = "" if message is None else bus.dumps(message)
+        logged: list[Any] = []
+        for message in messages:
+            logged += [message["seq"], bus.dumps(message)]
         keys = [bus.session_key(session_id), bus.session_log_key(session_id)]
-        return keys, [holder, self._ttl, self._maxlen, seq, body, *flat]
+        return keys, [holder, self._ttl, self._maxlen, len(messages), *logged, *flat]
 
     async def log(self, session_id: str) -> list[dict[str, Any]]:
         """Every logged message, in seq order, each seq once (a retried write may repeat one)."""

@@ -84,6 +84,40 @@ async def test_a_batch_is_one_round_trip_in_order(redis_client: Any) -> None:
     assert [fields[b"c"] for _id, fields in entries] == [b"takeover x"]
 
 
+async def test_writes_queued_one_after_another_are_one_script_call(redis_client: Any) -> None:
+    """A release's writes (a final's, then the turn end's): one run of the write script, not
+    one per message, with the messages logged in order and the newest counters kept."""
+    store = SessionStore(redis_client, ttl_seconds=60, log_maxlen=100)
+    await store.create("s", "me", SessionConfig(), owner="", secret="x")
+
+    async def script_runs() -> int:
+        stats = await redis_client.info("commandstats")
+        return sum(int(v["calls"]) for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+
+    before = await script_runs()
+    actions: list[sa.Action] = [sa.Write({"next_seq": 2, "last_final": "t1"}, final(1)),
+                                sa.Write({"next_seq": 3, "delivered_below": 2}, final(2)),
+                                sa.Note("takeover x"), sa.Write({"next_seq": 4}, final(3))]
+    reports, _ = await run_writer(redis_client, "me", actions)
+    assert reports == []
+    assert await script_runs() - before == 2  # the two writes before the note, then the one after it
+    assert [m["text"] for m in await store.log("s")] == ["t1", "t2", "t3"]
+    stored = await store.load("s")
+    assert stored is not None and stored.next_seq == 4 and stored.delivered_below == 2 and stored.last_final == "t1"
+    assert await redis_client.xlen(bus.TRANSCRIPTS) == 3
+
+
+async def test_a_fenced_group_of_writes_is_reported_once_and_writes_nothing(redis_client: Any) -> None:
+    store = SessionStore(redis_client, ttl_seconds=60, log_maxlen=100)
+    await store.create("s", "new-holder", SessionConfig(), owner="", secret="x")
+    reports, _ = await run_writer(redis_client, "old", [sa.Write({"next_seq": 2}, final(1)),
+                                                         sa.Write({"next_seq": 3}, final(2))])
+    assert [type(r) for r in reports] == [Fenced]
+    assert await store.log("s") == []
+    stored = await store.load("s")
+    assert stored is not None and stored.next_seq == 1
+
+
 async def test_a_job_and_its_counter_leave_in_one_round_trip(redis_client: Any) -> None:
     """A flush's actions (the vad message, the final job, the job's counter): the connection
     sends the job itself, and the counter goes in the same pipeline, after it."""
