@@ -45,7 +45,9 @@ def preexec() -> Callable[[], None] | None:
     prctl, parent = libc.prctl, os.getpid()
 
     def request() -> None:
-        # Between fork and exec: no allocation, no locks; a failure leaves the child as before.
+        # Between fork and exec, so as little as possible: one foreign call on a function looked
+        # up before the fork, with small ints (ctypes allocates, if at all, through Python's
+        # allocator, held with the GIL by this thread). A failure leaves the child as before.
         prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
         if os.getppid() != parent:  # the parent died before the request: it will never fire
             os._exit(1)
