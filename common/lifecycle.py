@@ -64,10 +64,11 @@ async def serve(service: Service, *, shutdown_timeout: float = 10.0, repeat_grac
     """Run a service with signal handling; returns the process exit code."""
     loop = asyncio.get_running_loop()
     main_task: asyncio.Task[None] | None = None
-    first_signal: list[float] = []  # when the graceful stop was asked for
+    first_signal: float | None = None  # when the graceful stop was asked for
 
     def on_signal(signum: int) -> None:
-        if first_signal and loop.time() - first_signal[0] < repeat_grace:
+        nonlocal first_signal
+        if first_signal is not None and loop.time() - first_signal < repeat_grace:
             log.debug("%s again at once: the same request", signal.Signals(signum).name)
             return
         if service.stopping.is_set():
@@ -77,7 +78,7 @@ async def serve(service: Service, *, shutdown_timeout: float = 10.0, repeat_grac
                 main_task.cancel()
         else:
             log.info("%s: stopping gracefully (send again to force)", signal.Signals(signum).name)
-            first_signal.append(loop.time())
+            first_signal = loop.time()
             service.request_stop()
 
     for signum in (signal.SIGTERM, signal.SIGINT):

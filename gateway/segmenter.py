@@ -191,11 +191,15 @@ class _History:
         self._hi += FRAME
 
     def _make_room(self) -> None:
+        """Move the live audio to the front, into a buffer twice as big once it is over half full."""
         live = self._hi - self._lo
-        size = len(self._buf) * 2 if live + FRAME > len(self._buf) // 2 else len(self._buf)
-        buf = np.zeros(size, np.int16)
-        buf[:live] = self._buf[self._lo : self._hi]
-        self._buf, self._lo, self._hi = buf, 0, live
+        if live + FRAME > len(self._buf) // 2:
+            buf = np.empty(len(self._buf) * 2, np.int16)
+            buf[:live] = self._buf[self._lo : self._hi]
+            self._buf = buf
+        else:
+            self._buf[:live] = self._buf[self._lo : self._hi]  # numpy copies overlapping ranges safely
+        self._lo, self._hi = 0, live
 
     def trim(self, keep_from: int) -> None:
         drop = min(self.frames, max(0, (keep_from - self.start) // FRAME))

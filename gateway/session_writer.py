@@ -118,26 +118,24 @@ class SessionWriter:
         restart) is written again one by one, which loads it; the rest was applied."""
         ctx, session_id = self._ctx, self._session_id()
         async with ctx.redis.pipeline(transaction=False) as pipe:
-            replies: list[tuple[int, list[sa.Action]]] = []  # (index of its first reply, actions)
+            replies: list[tuple[int, _Group]] = []  # (index of its first reply, what it was)
             for group in _groups(batch):
                 replies.append((len(pipe), group))
-                head = group[0]
-                if isinstance(head, sa.Write):
-                    writes = [w for w in group if isinstance(w, sa.Write)]
+                if isinstance(group, list):
                     fields: dict[str, Any] = {}
-                    for write in writes:
+                    for write in group:
                         fields.update(write.fields)  # a later write's counters are the newer
-                    messages = [w.message for w in writes if w.message is not None]
+                    messages = [w.message for w in group if w.message is not None]
                     ctx.store.queue_write(pipe, session_id, self._holder, fields, messages)
                     # The store's copy goes even if the write is fenced: the client was sent it
                     # (the store is idempotent on the segment).
-                    for write in writes:
+                    for write in group:
                         for record in self._records(session_id, write.fields, write.message):
                             bus.add_transcript(pipe, record)
-                elif isinstance(head, sa.Note):
-                    ctx.router.queue_note(pipe, session_id, head.text)
+                elif isinstance(group, sa.Note):
+                    ctx.router.queue_note(pipe, session_id, group.text)
                 else:
-                    self._job_command(pipe, head)
+                    self._job_command(pipe, group)
             try:
                 results = await pipe.execute(raise_on_error=False)
             except RETRYABLE as exc:
@@ -146,18 +144,17 @@ class SessionWriter:
                     self._report(session_id, Failed(action))
                 return
         for index, group in replies:
-            reply, head = results[index], group[0]
-            if isinstance(head, sa.Write) and isinstance(reply, NoScriptError):
+            reply, actions = results[index], group if isinstance(group, list) else [group]
+            if isinstance(group, list) and isinstance(reply, NoScriptError):
                 for write in group:
-                    assert isinstance(write, sa.Write)
                     if not await ctx.store.write(session_id, self._holder, write.fields, write.message):
                         self._report(session_id, Fenced())
                         break
             elif isinstance(reply, Exception):
-                log.warning("a session write failed (%s): %s", type(head).__name__, reply.__class__.__name__)
-                for action in group:
+                log.warning("a session write failed (%s): %s", type(actions[0]).__name__, reply.__class__.__name__)
+                for action in actions:
                     self._report(session_id, Failed(action))
-            elif isinstance(head, sa.Write) and not reply:
+            elif isinstance(group, list) and not reply:
                 self._report(session_id, Fenced())
 
     def _job_command(self, client: Any, action: sa.Action) -> Any:
@@ -190,11 +187,17 @@ class SessionWriter:
         return records
 
 
-def _groups(batch: list[sa.Action]) -> list[list[sa.Action]]:
-    """``batch`` in order, each run of consecutive writes together, everything else alone."""
-    groups: list[list[sa.Action]] = []
+#: One script call's writes (consecutive writes of a batch), or any other action alone.
+_Group = list[sa.Write] | sa.Action
+
+
+def _groups(batch: list[sa.Action]) -> list[_Group]:
+    """``batch`` in order, each run of consecutive writes as one list."""
+    groups: list[_Group] = []
     for action in batch:
-        if isinstance(action, sa.Write) and groups and isinstance(groups[-1][0], sa.Write):
+        if not isinstance(action, sa.Write):
+            groups.append(action)
+        elif groups and isinstance(groups[-1], list):
             groups[-1].append(action)
         else:
             groups.append([action])

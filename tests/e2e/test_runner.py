@@ -40,21 +40,34 @@ def wait(cond, timeout: float) -> None:  # type: ignore[no-untyped-def]
         time.sleep(0.2)
 
 
-def test_up_restarts_a_dead_child_and_stops_within_15s(tmp_path: Path) -> None:
+def start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    """``speech-pipeline up`` (tiny.en) on free ports: the process and its ports (websocket,
+    then the health ports of the gateway, STT worker, translation worker and store)."""
     ports = [free_port() for _ in range(5)]
     ws, gw, stt, tr, store = ports
     env = {**os.environ, "MODEL_SIZE": "tiny.en", "LOG_LEVEL": "WARNING", "DATA_DIR": str(tmp_path)}
     cmd = [sys.executable, "-m", "common.cli", "up", "--gateway-port", str(ws), "--gateway-health-port", str(gw),
            "--stt-health-port", str(stt), "--translation-health-port", str(tr), "--store-health-port", str(store)]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True), ports
+
+
+def read_until_ready(proc: subprocess.Popen[str]) -> str:
+    """What the runner printed up to its "ready in" line (where to connect, once all are up)."""
+    assert proc.stdout is not None
+    out = ""
+    while "ready in" not in out:
+        line = proc.stdout.readline()
+        assert line, "speech-pipeline up exited"
+        out += line
+    return out
+
+
+def test_up_restarts_a_dead_child_and_stops_within_15s(tmp_path: Path) -> None:
+    proc, ports = start_up(tmp_path)
+    ws, gw, stt, _tr, store = ports
     try:
         started = time.monotonic()
-        assert proc.stdout is not None
-        out = ""
-        while "ready in" not in out:  # the runner prints where to connect once all are up
-            line = proc.stdout.readline()
-            assert line, "speech-pipeline up exited"
-            out += line
+        out = read_until_ready(proc)
         assert f"ws://127.0.0.1:{ws}/" in out
         assert ready(gw) and ready(stt) and ready(store)
         print(f"\nup -> every service ready in {time.monotonic() - started:.1f}s")
@@ -84,20 +97,10 @@ def test_a_killed_runner_takes_its_children_with_it(tmp_path: Path) -> None:
     """SIGKILL gives the runner no chance to stop anything: its children (Redis and every
     service) get SIGTERM from the kernel instead (common/parent_death.py) and stop, so their
     ports are free for the next ``make run``."""
-    ports = [free_port() for _ in range(5)]
-    ws, gw, stt, tr, store = ports
-    env = {**os.environ, "MODEL_SIZE": "tiny.en", "LOG_LEVEL": "WARNING", "DATA_DIR": str(tmp_path)}
-    cmd = [sys.executable, "-m", "common.cli", "up", "--gateway-port", str(ws), "--gateway-health-port", str(gw),
-           "--stt-health-port", str(stt), "--translation-health-port", str(tr), "--store-health-port", str(store)]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc, ports = start_up(tmp_path)
     children: list[psutil.Process] = []
     try:
-        assert proc.stdout is not None
-        out = ""
-        while "ready in" not in out:
-            line = proc.stdout.readline()
-            assert line, "speech-pipeline up exited"
-            out += line
+        read_until_ready(proc)
         children = psutil.Process(proc.pid).children()
         assert len(children) == 5
         proc.kill()
