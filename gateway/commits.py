@@ -17,6 +17,8 @@ Three ways to commit (reason in :attr:`Commit.reason`):
   since Whisper ends every clip with a period), or whole once it has ``max_words`` words, spans
   ``max_uncommitted_seconds``, or is *settled* (the later hypothesis heard ``settled_seconds``
   more audio and added no word: the speaker stopped, if only for a conversational gap).
+  While Whisper punctuates the speech, a sentence end is waited for up to
+  ``punctuated_max_words``, and past ``max_words`` the prefix is cut at its last clause mark.
   Its text is the agreed words themselves: no extra inference.
 * ``max_length``: no agreement and no pause for ``max_uncommitted_seconds``: the caller cuts at
   the quietest point of a window the policy names (:meth:`CommitPolicy.cut_window`) and the span
@@ -46,6 +48,9 @@ from typing import Literal
 
 _NORM = re.compile(r"[^\w']+", re.UNICODE)
 SENTENCE_END = (".", "?", "!")
+CLAUSE_END = (",", ";", ":")
+#: Committed words looked at to tell whether the speech comes punctuated.
+PUNCTUATION_LOOKBACK = 20
 CommitReason = Literal["pause", "agreement", "max_length", "turn_end"]
 #: Given a would-be piece's seconds of speech: True keeps it uncommitted for now.
 Hold = Callable[[float], bool]
@@ -82,6 +87,12 @@ class CommitOptions:
     #: (tiny.en: the clean clip 8.3 % -> 0 %, the dialogues by 0.03-0.05), at +0.3 s p50 on
     #: the pause-less monologue (``python -m benchmarks.streaming``).
     max_words: int = 6
+    #: The same limit while the speech comes punctuated (a mark inside the hypothesis, or in
+    #: the turn's recent committed text): a sentence end is then likely to come, and a whole
+    #: sentence is transcribed, and translated, better than its halves. Until then the
+    #: agreed prefix is cut at its last clause mark (",", ";", ":") after ``max_words``.
+    #: (``python -m benchmarks.streaming``, tiny.en: see the README's streaming section.)
+    punctuated_max_words: int = 14
     #: A pause commit takes its text from the latest hypothesis when that one heard the whole
     #: pause start (no extra inference, no wait); otherwise, or when False, from a final job.
     pause_from_hypothesis: bool = True
@@ -101,8 +112,8 @@ class CommitOptions:
             raise ValueError("pause_seconds and max_uncommitted_seconds must be > 0")
         if self.overlap_seconds < 0 or self.pause_tail_seconds < 0:
             raise ValueError("overlap_seconds and pause_tail_seconds must be >= 0")
-        if self.max_words < 1:
-            raise ValueError("max_words must be >= 1")
+        if self.max_words < 1 or self.punctuated_max_words < 1:
+            raise ValueError("max_words and punctuated_max_words must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -196,7 +207,11 @@ class CommitPolicy:
                 cut = i + 1
         span = current[agreed - 1].end - self.commit_at
         settled = agreed == len(current) == len(previous) and heard_more >= self.options.settled_seconds
-        whole = agreed >= self.options.max_words or span >= self.options.max_uncommitted_seconds
+        punctuated = self._punctuated(current)
+        limit = max(self.options.max_words, self.options.punctuated_max_words if punctuated else 0)
+        whole = agreed >= limit or span >= self.options.max_uncommitted_seconds
+        if cut == 0 and punctuated and agreed >= self.options.max_words and not whole:
+            cut = _last_clause_end(current, agreed)
         if settled or (cut == 0 and whole):
             cut = agreed
         if cut and hold is not None and hold(self.speech_seconds(current[cut - 1].end)):
@@ -273,6 +288,14 @@ class CommitPolicy:
 
     # ------------------------------------------------------------- internals
 
+    def _punctuated(self, current: Sequence[HypWord]) -> bool:
+        """Whether Whisper punctuates this speech: a mark on a word of the hypothesis other
+        than its last (every clip ends with a period), or in the turn's recent committed text.
+        Given an unpunctuated prompt Whisper often stops punctuating; then no sentence end
+        will come and pieces are cut at ``max_words``."""
+        words = [*self.committed[-PUNCTUATION_LOOKBACK:], *current[:-1]]
+        return any(w.text.rstrip().endswith(SENTENCE_END + CLAUSE_END) for w in words)
+
     def _span(self, reason: CommitReason, end: float) -> Commit:
         start = self.commit_at
         audio_start = max(self.turn_start, start - self.options.overlap_seconds) if self._mid_speech else start
@@ -287,6 +310,15 @@ class CommitPolicy:
         self.commits += 1
         if commit.words:
             self.on_committed_text(commit.words)
+
+
+def _last_clause_end(words: Sequence[HypWord], agreed: int) -> int:
+    """Words up to the last clause mark inside the agreed prefix (at least 3, and with a word
+    after it), or 0."""
+    for i in range(agreed - 1, 1, -1):
+        if words[i].text.rstrip().endswith(CLAUSE_END) and i + 1 < len(words):
+            return i + 1
+    return 0
 
 
 def trim_overlap(words: Sequence[HypWord], commit_at: float, committed: Sequence[HypWord],

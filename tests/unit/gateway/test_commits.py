@@ -93,6 +93,53 @@ def test_long_agreed_prefix_without_punctuation_is_committed_whole() -> None:
     assert commit is not None and len(commit.words) == 12
 
 
+def punctuated(words: list[HypWord], comma_after: int = 0) -> list[HypWord]:
+    """``words`` with a comma after the ``comma_after``-th (0: none) and a period on the
+    first (so the speech comes punctuated, but no sentence end lies inside)."""
+    out = list(words)
+    out[0] = HypWord(out[0].text + ".", out[0].start, out[0].end)
+    if comma_after:
+        w = out[comma_after - 1]
+        out[comma_after - 1] = HypWord(w.text + ",", w.start, w.end)
+    return out
+
+
+def test_punctuated_speech_waits_for_a_sentence_end_beyond_max_words() -> None:
+    # The first word's period is a sentence end: it is committed alone first.
+    truth = punctuated(speech(30))
+    policy = CommitPolicy(CommitOptions(max_words=6, punctuated_max_words=14), turn_start=0.0)
+    policy.on_hypothesis(truth[:3], audio_end=1.4)
+    first = policy.on_hypothesis(truth[:4], audio_end=1.7)
+    assert first is not None and first.text == "the."
+    policy.on_hypothesis(truth[1:12], audio_end=4.1)
+    # 11 agreed words, no mark among them: more than max_words, fewer than 14: wait.
+    assert policy.on_hypothesis(truth[1:13], audio_end=4.4) is None
+    assert policy.on_hypothesis(truth[1:17], audio_end=5.6) is None  # 12 agreed
+    commit = policy.on_hypothesis(truth[1:18], audio_end=5.9)
+    assert commit is not None and len(commit.words) == 16  # the whole agreed prefix
+
+
+def test_punctuated_speech_is_cut_at_its_last_clause_mark_after_max_words() -> None:
+    truth = punctuated(speech(30), comma_after=9)
+    policy = CommitPolicy(CommitOptions(max_words=6, punctuated_max_words=14), turn_start=0.0)
+    policy.on_hypothesis(truth[:3], audio_end=1.4)
+    policy.on_hypothesis(truth[:4], audio_end=1.7)  # "the." committed
+    policy.on_hypothesis(truth[1:5], audio_end=2.0)
+    # 4 agreed words with no mark yet: under max_words, nothing.
+    assert policy.on_hypothesis(truth[1:6], audio_end=2.3) is None
+    assert policy.on_hypothesis(truth[1:12], audio_end=4.1) is None  # 5 agreed
+    commit = policy.on_hypothesis(truth[1:13], audio_end=4.4)
+    assert commit is not None and commit.text == "quick brown fox jumps over a lazy dog,"
+
+
+def test_unpunctuated_speech_is_cut_at_max_words() -> None:
+    truth = speech(30)
+    policy = CommitPolicy(CommitOptions(max_words=6, punctuated_max_words=14), turn_start=0.0)
+    policy.on_hypothesis(truth[:8], audio_end=2.9)
+    commit = policy.on_hypothesis(truth[:9], audio_end=3.2)
+    assert commit is not None and len(commit.words) == 8
+
+
 def test_pause_commits_the_span_for_a_final_job() -> None:
     policy = CommitPolicy(CommitOptions(pause_seconds=0.5), turn_start=0.2)
     assert policy.on_pause(speech_end=3.0, now=3.4) is None
@@ -187,7 +234,7 @@ def test_a_held_sentence_end_gives_way_to_a_longer_agreed_prefix() -> None:
     behind it are enough to commit and to detect on, all of them go together."""
     si = HypWord(" Sì.", 0.5, 0.9)
     rest = speech(8, t0=0.9)  # 0.3 s a word
-    policy = CommitPolicy(CommitOptions(max_words=4), turn_start=0.0, speech_start=0.5)
+    policy = CommitPolicy(CommitOptions(max_words=4, punctuated_max_words=4), turn_start=0.0, speech_start=0.5)
     policy.on_hypothesis([si, *rest[:2]], audio_end=1.6)
     assert policy.on_hypothesis([si, *rest[:3]], audio_end=1.9, hold=under_two_seconds) is None  # "Sì." only
     assert policy.commit_at == 0.0
