@@ -11,7 +11,9 @@ counters can be read), and streams the clips from N clients at real-time pace. P
 * streaming WER (all finals of a clip, concatenated) against offline WER of the same model
   (faster-whisper's own ``transcribe`` on the whole file, beam 5);
 * sentences without a final (lost), sessions without ``done``;
-* STT worker RSS at the end (``/proc``), and audio put on the bus per second of audio streamed.
+* STT worker RSS at the end (``/proc``), and audio put on the bus per second of audio streamed;
+* the pipeline overhead of finals (the gateway's ``gateway_pipeline_overhead_seconds``, p50 /
+  p95 interpolated in its buckets): job queued -> result back, minus inference.
 
 ``--sweep 1,4,8,16`` runs several client counts and prints the largest N whose p95 stays within
 2x the single-client p95 with no final lost (the capacity). Figures depend on the machine and
@@ -103,7 +105,7 @@ async def run_client(url: str, run: ClientRun, pcm: bytes, timeout: float) -> No
             await sender
 
 
-@dataclass(frozen=True)
+@dataclass
 class Figures:
     clients: int
     sentence_latency: list[float]
@@ -112,6 +114,9 @@ class Figures:
     not_done: int
     streaming_wer: float
     finals: int
+    #: Final job queued -> its result at the gateway, minus inference (p50, p95 seconds; from
+    #: the gateway's histogram): Redis hops, and waiting behind the worker's partial batches.
+    overhead: tuple[float, float] = (float("nan"), float("nan"))
 
 
 def analyse(runs: list[ClientRun]) -> Figures:
@@ -187,6 +192,33 @@ def bus_audio_seconds() -> dict[str, float]:
     return out
 
 
+def overhead_buckets() -> list[tuple[float, float]]:
+    """The gateway's pipeline-overhead histogram as cumulative (upper bound, count) pairs."""
+    out = []
+    for metric in metrics.PIPELINE_OVERHEAD.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_bucket"):
+                out.append((float(sample.labels["le"]), sample.value))
+    return sorted(out)
+
+
+def histogram_quantile(before: list[tuple[float, float]], after: list[tuple[float, float]], q: float) -> float:
+    """Prometheus's ``histogram_quantile`` over the observations between two snapshots
+    (linear inside a bucket; the last finite bound when it falls in +Inf)."""
+    counts = [(le, a - b) for (le, a), (_, b) in zip(after, before, strict=True)]
+    total = counts[-1][1] if counts else 0.0
+    if total <= 0:
+        return float("nan")
+    rank, lower, below = q * total, 0.0, 0.0
+    for le, cumulative in counts:
+        if cumulative >= rank:
+            if le == float("inf"):
+                return lower
+            return lower + (le - lower) * (rank - below) / max(cumulative - below, 1e-12)
+        lower, below = le, cumulative
+    return lower
+
+
 class Stack:
     """Embedded Redis, one STT worker process, one in-process gateway."""
 
@@ -245,12 +277,15 @@ async def run_round(stack: Stack, clips: list[Clip], audio: dict[str, bytes], n:
     """One round of ``n`` clients; the bus ratio is per job kind (audio seconds queued per
     second of audio streamed)."""
     runs = [ClientRun(clips[i % len(clips)]) for i in range(n)]
-    before = bus_audio_seconds()
+    before, overhead_before = bus_audio_seconds(), overhead_buckets()
     longest = max(r.clip.duration for r in runs)
     await asyncio.gather(*(run_client(stack.url, r, audio[r.clip.name], longest * 2 + 60) for r in runs))
     streamed = sum(r.clip.duration for r in runs)
-    after = bus_audio_seconds()
-    return analyse(runs), {k: (v - before.get(k, 0.0)) / streamed for k, v in after.items()}, runs
+    after, overhead_after = bus_audio_seconds(), overhead_buckets()
+    figures = analyse(runs)
+    figures.overhead = (histogram_quantile(overhead_before, overhead_after, 0.5),
+                        histogram_quantile(overhead_before, overhead_after, 0.95))
+    return figures, {k: (v - before.get(k, 0.0)) / streamed for k, v in after.items()}, runs
 
 
 def row(label: str, f: Figures, offline: float, bus: dict[str, float], rss: float) -> str:
@@ -258,7 +293,8 @@ def row(label: str, f: Figures, offline: float, bus: dict[str, float], rss: floa
     return (f"| {label} | {f.clients} | {pct(f.sentence_latency, 50):.2f} / {pct(f.sentence_latency, 95):.2f} | "
             f"{pct(f.first_partial, 50):.2f} / {pct(f.first_partial, 95):.2f} | {f.streaming_wer:.3f} | "
             f"{offline:.3f} | "
-            f"{f.finals} | {f.lost} | {f.not_done} | {rss:.0f} | {sum(bus.values()):.2f} ({kinds}) |")
+            f"{f.finals} | {f.lost} | {f.not_done} | {rss:.0f} | {sum(bus.values()):.2f} ({kinds}) | "
+            f"{f.overhead[0] * 1000:.0f} / {f.overhead[1] * 1000:.0f} |")
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -275,8 +311,8 @@ async def main_async(args: argparse.Namespace) -> int:
           f"load average {os.getloadavg()[0]:.1f}")
     print("| setup | clients | sentence -> final p50 / p95 s | onset -> first partial p50 / p95 s | "
           "streaming WER | offline WER, same clips | finals | sentences lost | no done | STT RSS MB | "
-          "bus audio / audio |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "bus audio / audio | final overhead p50 / p95 ms |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     texts: dict[str, str] = {}
     if args.offline:  # before the stack starts, so it does not compete with the clients
         model = str(resolve_model(args.model, Path.home() / ".cache" / "speech-pipeline").path_or_name)
