@@ -72,6 +72,15 @@ MAX_NEW_TOKENS = 218
 #: Prompt tokens kept in the batched path (faster-whisper's own limit is 223).
 PROMPT_TOKENS = 96
 
+FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames: what Whisper was trained on
+WINDOW_MARGIN_FRAMES = 200  # 2 s of padding after the longest utterance of a batch
+WINDOW_STEP_FRAMES = 100
+#: The shortest dynamic window. Shorter windows make Whisper loop or give up on short audio
+#: (issue 14, ``python -m benchmarks.encoder_window``, tiny.en partials on 28 tails of
+#: 0.6-2 s: 11 collapsed or dropped for repetition with audio + 2 s, 5 with a 10 s floor, 3 with
+#: 15 s, 0 with the full 30 s; 15 s costs about half of 30 s).
+MIN_WINDOW_FRAMES = 1500
+
 
 @dataclass(frozen=True)
 class EngineOptions:
@@ -95,28 +104,21 @@ class EngineOptions:
     #: (``MIN_WINDOW_FRAMES``), instead of Whisper's fixed 30 s window (the encoder's cost grows
     #: with the window); ``full``: always 30 s.
     encoder_window: str = "dynamic"
+    #: The dynamic window's floor, in mel frames (10 ms), for a batch of partials only.
+    partial_min_window_frames: int = MIN_WINDOW_FRAMES
     guards: GuardOptions = field(default_factory=GuardOptions)
     #: Languages detection may answer (``SOURCE_LANGUAGES``); () = any the model knows.
     source_languages: tuple[str, ...] = ()
 
 
-FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames: what Whisper was trained on
-WINDOW_MARGIN_FRAMES = 200  # 2 s of padding after the longest utterance of a batch
-WINDOW_STEP_FRAMES = 100
-#: The shortest dynamic window. Shorter windows make Whisper loop or give up on short audio
-#: (issue 14, ``python -m benchmarks.encoder_window``, tiny.en partials on 28 tails of
-#: 0.6-2 s: 11 collapsed or dropped for repetition with audio + 2 s, 5 with a 10 s floor, 3 with
-#: 15 s, 0 with the full 30 s; 15 s costs about half of 30 s).
-MIN_WINDOW_FRAMES = 1500
-
-
-def encoder_frames(longest: int, window: str) -> int:
-    """Mel frames to encode for a batch whose longest utterance has ``longest`` frames."""
+def encoder_frames(longest: int, window: str, floor: int = MIN_WINDOW_FRAMES) -> int:
+    """Mel frames to encode for a batch whose longest utterance has ``longest`` frames, at
+    least ``floor`` frames (rounded up to whole seconds) with the dynamic window."""
     if window == "full":
         return FULL_WINDOW_FRAMES
-    wanted = longest + WINDOW_MARGIN_FRAMES
+    wanted = max(floor, longest + WINDOW_MARGIN_FRAMES)
     rounded = -(-wanted // WINDOW_STEP_FRAMES) * WINDOW_STEP_FRAMES  # whole seconds, always even
-    return min(FULL_WINDOW_FRAMES, max(MIN_WINDOW_FRAMES, rounded))
+    return min(FULL_WINDOW_FRAMES, rounded)
 
 
 @dataclass(frozen=True)
@@ -488,7 +490,9 @@ class WhisperEngine:
 
         model = self._model
         mels = [model.feature_extractor(audio) for _, audio, _, _ in batch]
-        frames = encoder_frames(max(m.shape[-1] for m in mels), self.options.encoder_window)
+        all_partial = all(reqs[i].partial for i, _, _, _ in batch)
+        floor = self.options.partial_min_window_frames if all_partial else MIN_WINDOW_FRAMES
+        frames = encoder_frames(max(m.shape[-1] for m in mels), self.options.encoder_window, floor)
         feats = np.stack([pad_or_trim(m, frames) for m in mels]).astype(np.float32)
         encoder_output = model.encode(feats)
         languages: list[Detection] = []
@@ -521,7 +525,7 @@ class WhisperEngine:
         keep = min(PROMPT_TOKENS, *(len(p) for p in previous_tokens))
         for tok, previous in zip(tokenizers, previous_tokens, strict=True):
             prompts.append(model.get_prompt(tok, previous[len(previous) - keep :], without_timestamps=True))
-        beam = 1 if all(reqs[i].partial for i, _, _, _ in batch) else self.options.beam_size
+        beam = 1 if all_partial else self.options.beam_size
         generated = model.model.generate(
             encoder_output,
             prompts,
