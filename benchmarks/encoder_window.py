@@ -32,7 +32,7 @@ import jiwer
 import numpy as np
 
 from demos.conversation import DEFAULT_OUT, ConversationOptions, build
-from demos.manifest import load_manifest
+from demos.manifest import Manifest, load_manifest
 from stt_worker.engine import MIN_WINDOW_FRAMES, EngineOptions, TranscribeRequest, WhisperEngine
 from stt_worker.models import resolve_model
 
@@ -54,8 +54,7 @@ def _wav(path: Path) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768.0
 
 
-def stress_set(directory: Path = FIXTURES, silence: bool = True) -> list[Item]:
-    manifest = load_manifest(directory)
+def stress_set(manifest: Manifest, directory: Path, silence: bool = True) -> list[Item]:
     items: list[Item] = []
     for clip in manifest.clips.values():
         audio = _wav(directory / clip.file)
@@ -119,10 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = resolve_model(args.model, args.cache_dir).path_or_name
     if args.material == "conversation":
-        build(ConversationOptions(out=DEFAULT_OUT))
-        items = stress_set(DEFAULT_OUT, silence=False)
+        items = stress_set(build(ConversationOptions(out=DEFAULT_OUT)), DEFAULT_OUT, silence=False)
     else:
-        items = stress_set()
+        items = stress_set(load_manifest(FIXTURES), FIXTURES)
     jobs = (True,) if args.jobs == "partial" else (True, False)
     print(f"model {args.model}, {args.threads} threads, {args.material}, {len(items)} items")
     print("| window | job | kind | n | repetition guarded | phrase repeated in output | WER | s/item |")
