@@ -11,7 +11,9 @@ counters can be read), and streams the clips from N clients at real-time pace. P
 * streaming WER (all finals of a clip, concatenated) against offline WER of the same model
   (faster-whisper's own ``transcribe`` on the whole file, beam 5);
 * sentences without a final (lost), sessions without ``done``;
-* STT worker RSS at the end (``/proc``), and audio put on the bus per second of audio streamed;
+* STT worker RSS at the end (``/proc``), and audio put on the bus per second of audio streamed
+  (final jobs' audio, and the sessions' audio streams that partials name by reference), with
+  what the worker read back from those streams beside it;
 * the pipeline overhead of finals (the gateway's ``gateway_pipeline_overhead_seconds``, p50 /
   p95 interpolated in its buckets): job queued -> result back, minus inference.
 
@@ -192,6 +194,16 @@ def bus_audio_seconds() -> dict[str, float]:
     return out
 
 
+def worker_read_seconds(port: int) -> float:
+    """Audio the STT worker read back from the sessions' audio streams (partials by reference),
+    from its ``/metrics``."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith("stt_session_audio_read_seconds_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
 def overhead_buckets() -> list[tuple[float, float]]:
     """The gateway's pipeline-overhead histogram as cumulative (upper bound, count) pairs."""
     out = []
@@ -226,10 +238,11 @@ class Stack:
         self.model, self.window, self.settings = model, window, settings
         self.redis = EmbeddedRedis()
         self.worker: subprocess.Popen[bytes] | None = None
+        self.worker_port = 0
         self.gateway: GatewayService | None = None
 
     def _start_worker(self) -> None:
-        port = free_port()
+        port = self.worker_port = free_port()
         env = {**os.environ, "REDIS_URL": self.redis.url, "MODEL_SIZE": self.model, "HEALTH_PORT": str(port),
                "ENCODER_WINDOW": self.window, "LOG_LEVEL": "WARNING", **self.settings}
         self.worker = subprocess.Popen([sys.executable, "-m", "stt_worker"], env=env, cwd=ROOT)
@@ -278,10 +291,14 @@ async def run_round(stack: Stack, clips: list[Clip], audio: dict[str, bytes], n:
     second of audio streamed)."""
     runs = [ClientRun(clips[i % len(clips)]) for i in range(n)]
     before, overhead_before = bus_audio_seconds(), overhead_buckets()
+    read_before = await asyncio.to_thread(worker_read_seconds, stack.worker_port)
     longest = max(r.clip.duration for r in runs)
     await asyncio.gather(*(run_client(stack.url, r, audio[r.clip.name], longest * 2 + 60) for r in runs))
     streamed = sum(r.clip.duration for r in runs)
     after, overhead_after = bus_audio_seconds(), overhead_buckets()
+    # Read back, not put on: shown beside the bus figure, not summed into it.
+    after["read back"] = await asyncio.to_thread(worker_read_seconds, stack.worker_port)
+    before["read back"] = read_before
     figures = analyse(runs)
     figures.overhead = (histogram_quantile(overhead_before, overhead_after, 0.5),
                         histogram_quantile(overhead_before, overhead_after, 0.95))
@@ -289,7 +306,8 @@ async def run_round(stack: Stack, clips: list[Clip], audio: dict[str, bytes], n:
 
 
 def row(label: str, f: Figures, offline: float, bus: dict[str, float], rss: float) -> str:
-    kinds = " + ".join(f"{k} {v:.2f}" for k, v in sorted(bus.items()))
+    read = bus.pop("read back", 0.0)
+    kinds = " + ".join(f"{k} {v:.2f}" for k, v in sorted(bus.items())) + f"; read back {read:.2f}"
     return (f"| {label} | {f.clients} | {pct(f.sentence_latency, 50):.2f} / {pct(f.sentence_latency, 95):.2f} | "
             f"{pct(f.first_partial, 50):.2f} / {pct(f.first_partial, 95):.2f} | {f.streaming_wer:.3f} | "
             f"{offline:.3f} | "

@@ -10,7 +10,7 @@ transcript store. docs/bus.md has the table of who writes and reads each key.
 Two layouts (:class:`BusLayout`), chosen once per process by ``common.redis_conn.connect_with``
 from ``REDIS_CLUSTER`` and ``STREAM_SHARDS``. Single-node keeps the seed's names
 (``audio_jobs``, ``session:<id>``). Cluster mode puts a hash tag in every per-session name
-(``session:{<id>}``, ``session_log:{<id>}``, ``result_stream:{<id>}``) so a
+(``session:{<id>}``, ``session_log:{<id>}``, ``result_stream:{<id>}``, ``session_audio:{<id>}``) so a
 session's keys share a slot, and shards each job stream into ``audio_jobs:{N}`` / ``transcriptions:{N}``; a session's
 jobs go to shard ``crc32(session_id) % STREAM_SHARDS``, so one session's jobs stay in order
 on one shard and its translation jobs on the same shard number. Each message has a schema version ``v``
@@ -162,6 +162,13 @@ def gateway_wake_key(gateway: str) -> str:
     return f"gateway_wake:{gateway}"
 
 
+def session_audio_key(session_id: str) -> str:
+    """Stream of a session's recent audio, which partial jobs name by sample range instead of
+    carrying it (``AudioJob.audio_samples``): each sample is put on the bus once, however many
+    partials re-read it. Capped at ``SESSION_AUDIO_MAXLEN`` appends, TTL."""
+    return f"session_audio:{_tagged(session_id)}"
+
+
 def session_key(session_id: str) -> str:
     """Hash with a session's config, next seq and owner gateway (TTL)."""
     return f"session:{_tagged(session_id)}"
@@ -198,7 +205,8 @@ def upload_session_id(upload_id: str) -> str:
 
 # Prefixes of the keys that exist per session or per subject: each must carry a TTL, so a
 # finished session leaves nothing behind for ever (checked by common.keyaudit and the soak).
-PER_SESSION_KEY_PREFIXES = ("session:", "session_log:", "result_stream:", "gateway_wake:", "limits:")
+PER_SESSION_KEY_PREFIXES = ("session:", "session_log:", "result_stream:", "session_audio:", "gateway_wake:",
+                            "limits:")
 
 
 def segment_id(session_id: str, utterance_index: int) -> str:
@@ -261,6 +269,11 @@ class AudioJob(_Message):
     created_at: float = Field(description="Wall clock (epoch s) when the gateway queued it.")
     speech_end_at: float | None = Field(
         default=None, description="Wall clock when the segmenter saw speech end (finals)."
+    )
+    audio_samples: tuple[int, int] | None = Field(
+        default=None,
+        description="Partials: the job's audio is samples [first, last) (16 kHz, session clock) of the "
+        "session's audio stream (``session_audio_key``) and the entry carries none. None: in the entry.",
     )
     speculative: bool = Field(
         default=False,
@@ -416,6 +429,35 @@ def decode_audio_job(fields: dict[Any, Any]) -> tuple[AudioJob, np.ndarray]:
     if not isinstance(audio, bytes | bytearray) or len(audio) % 2:
         raise MalformedMessage("audio job payload is not 16-bit PCM bytes")
     return job, np.frombuffer(audio, dtype="<i2").astype(np.int16)
+
+
+#: Appends a session's audio stream keeps. Each is the audio since the session's previous
+#: partial (a partial interval, a fraction of a second), so this is tens of seconds, and a
+#: partial names only the uncommitted tail of a turn, which commits keep to a few seconds.
+SESSION_AUDIO_MAXLEN: Final = 128
+
+
+def add_session_audio(pipe: Any, session_id: str, first: int, pcm: np.ndarray, ttl: int) -> None:
+    """Queue on ``pipe`` the append of ``pcm`` (int16, from session sample ``first``) to the
+    session's audio stream (capped, TTL)."""
+    if pcm.dtype != np.int16 or pcm.ndim != 1:
+        raise ValueError("audio must be a 1-D int16 array")
+    key = session_audio_key(session_id)
+    pipe.xadd(key, {"s": str(first), "a": pcm.astype("<i2").tobytes()}, maxlen=SESSION_AUDIO_MAXLEN,
+              approximate=True)
+    pipe.expire(key, ttl)
+
+
+def decode_session_audio(fields: dict[Any, Any]) -> tuple[int, np.ndarray]:
+    """An entry of a session's audio stream: its first sample and its int16 PCM."""
+    try:
+        first = int(_field(fields, "s"))
+    except (TypeError, ValueError):
+        raise MalformedMessage("session audio entry has no valid start sample") from None
+    audio = _field(fields, "a")
+    if first < 0 or not isinstance(audio, bytes | bytearray) or len(audio) % 2:
+        raise MalformedMessage("session audio entry is not 16-bit PCM from a sample index")
+    return first, np.frombuffer(audio, dtype="<i2").astype(np.int16)
 
 
 def encode_transcription_job(job: TranscriptionJob) -> dict[Any, Any]:

@@ -35,8 +35,13 @@ class Write:
 
 @dataclass(frozen=True)
 class QueueAudio:
+    """A job and its audio. A partial by reference (``job.audio_samples`` set) carries none on
+    the bus: the writer appends the part of ``audio`` from session sample ``append_from`` on to
+    the session's audio stream (the rest is there from earlier partials), then queues the job."""
+
     job: bus.AudioJob
     audio: np.ndarray = field(repr=False, compare=False)
+    append_from: int | None = None
 
 
 @dataclass(frozen=True)

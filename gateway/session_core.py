@@ -46,7 +46,7 @@ from gateway.limits import Refusal
 from gateway.ordering import FINAL, TRANSLATION, OrdererOptions, ResultOrderer
 from gateway.partials import OVERLOADED, PartialOptions, PartialScheduler
 from gateway.ratelimit import TokenBucket
-from gateway.segmenter import Segmenter, SegmenterOptions, SpeechEnded, SpeechStarted, UtteranceReady
+from gateway.segmenter import SR, Segmenter, SegmenterOptions, SpeechEnded, SpeechStarted, UtteranceReady
 from gateway.session_actions import Action, Clock, Close, QueueAudio, QueueTranslation, Send, Write
 from gateway.sessions import SessionConfig, StoredSession
 from gateway.turns import Action as TurnAction
@@ -125,6 +125,9 @@ class SessionCore:
         self._gateway_translates: set[int] = set()  # units whose translation the gateway queues
         self._last_partial: bus.PartialResult | None = None  # language and worker of pause commits
         self._floor = 0  # finals below this were sent by an earlier holder (resume)
+        # Samples [lo, hi) of this core's segmenter clock that it appended, contiguously, to the
+        # session's audio stream for partials by reference (``_partial_by_reference``).
+        self._appended: tuple[int, int] | None = None
 
     @classmethod
     def resumed(
@@ -442,6 +445,10 @@ class SessionCore:
     def write_failed(self, action: Action, clock: Clock) -> list[Action]:
         """Redis would not take one of this session's writes or jobs."""
         if isinstance(action, QueueAudio):
+            if action.append_from is not None and self._appended is not None:
+                # What was to be appended is not on the stream: the next partial appends it again.
+                lo, hi = self._appended
+                self._appended = (lo, max(lo, min(hi, action.append_from))) if action.append_from > lo else None
             return self.queue_failed(action.job, clock)
         if isinstance(action, QueueTranslation) and action.job.utterance_index is not None:
             return self.translation_failed(action.job.utterance_index, clock)
@@ -495,7 +502,23 @@ class SessionCore:
         )
         metrics.PARTIAL_JOBS.labels("queued").inc()
         metrics.PARTIAL_AUDIO_SECONDS.observe(len(audio) / 16000)
-        return [QueueAudio(job, audio)]
+        return [self._partial_by_reference(job, audio)]
+
+    def _partial_by_reference(self, job: bus.AudioJob, audio: np.ndarray) -> QueueAudio:
+        """The partial names its audio by sample range; only what this core has not yet put on
+        the session's audio stream goes there. Successive tails overlap almost entirely, so
+        each sample travels once instead of once per partial (issue 14: the bus within a
+        small constant of the audio rate)."""
+        last = round(self.segmenter.now * SR)
+        first = last - len(audio)
+        lo_hi = self._appended
+        if lo_hi is not None and lo_hi[0] <= first <= lo_hi[1]:
+            append_from, lo = lo_hi[1], lo_hi[0]
+        else:  # nothing appended yet, or a gap since (a new turn): start a new run at ``first``
+            append_from, lo = first, first
+        self._appended = (lo, last)
+        job = job.model_copy(update={"audio_samples": (first, last)})
+        return QueueAudio(job, audio, append_from=append_from)
 
     # -- inputs: results and notes from the session's result stream ----------------------
 

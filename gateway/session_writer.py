@@ -90,7 +90,7 @@ class SessionWriter:
         batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
         if not self._queue and not self._stopping:
             self._queued.clear()
-        if len(batch) > 1 and not bus.layout().cluster:
+        if not bus.layout().cluster and (len(batch) > 1 or any(_appends_audio(a) for a in batch)):
             await self._run_pipelined(batch)
         else:
             for action in batch:
@@ -106,8 +106,13 @@ class SessionWriter:
                     await self.feed_store(session_id, action.fields, action.message)
             elif isinstance(action, sa.Note):
                 await ctx.router.note(session_id, action.text)
-            elif (command := self._job_command(ctx.redis, action)) is not None:
-                await command
+            else:
+                if _appends_audio(action):  # a cluster: its audio first, then (another slot) the job
+                    async with ctx.redis.pipeline(transaction=False) as pipe:
+                        self._queue_session_audio(pipe, action)  # type: ignore[arg-type]
+                        await pipe.execute()
+                if (command := self._job_command(ctx.redis, action)) is not None:
+                    await command
         except RETRYABLE as exc:
             log.warning("a session write failed (%s): %s", type(action).__name__, exc.__class__.__name__)
             self._report(session_id, Failed(action))
@@ -135,6 +140,11 @@ class SessionWriter:
                 elif isinstance(group, sa.Note):
                     ctx.router.queue_note(pipe, session_id, group.text)
                 else:
+                    if _appends_audio(group):
+                        # Before the job, in the same round trip: a worker reading the job
+                        # finds its audio on the session's stream.
+                        self._queue_session_audio(pipe, group)  # type: ignore[arg-type]
+                        replies[-1] = (len(pipe), group)  # the job's reply is the one to check
                     self._job_command(pipe, group)
             try:
                 results = await pipe.execute(raise_on_error=False)
@@ -163,12 +173,22 @@ class SessionWriter:
             job = action.job
             if job.kind == "final":  # one trace per final job (common/tracing.py); partials are not traced
                 job = tracing.start_utterance(job, {"segment_id": job.segment_id})
-            metrics.JOB_AUDIO_SECONDS.labels(job.kind).inc(len(action.audio) / 16000)
-            return client.xadd(bus.audio_jobs_stream(job.session_id), bus.encode_audio_job(job, action.audio))
+            audio = action.audio if job.audio_samples is None else action.audio[:0]  # by reference: none
+            metrics.JOB_AUDIO_SECONDS.labels(job.kind).inc(len(audio) / 16000)
+            return client.xadd(bus.audio_jobs_stream(job.session_id), bus.encode_audio_job(job, audio))
         if isinstance(action, sa.QueueTranslation):
             text_job = action.job
             return client.xadd(bus.transcriptions_stream(text_job.session_id), bus.encode_transcription_job(text_job))
         return None
+
+    def _queue_session_audio(self, pipe: Any, action: sa.QueueAudio) -> None:
+        """The part of a partial's audio the session's audio stream does not have yet."""
+        job, first = action.job, action.job.audio_samples[0]  # type: ignore[index]
+        new = action.audio[max(0, action.append_from - first):]  # type: ignore[operator]
+        metrics.JOB_AUDIO_SECONDS.labels("session_audio").inc(len(new) / 16000)
+        if len(new):
+            bus.add_session_audio(pipe, job.session_id, action.append_from, new,  # type: ignore[arg-type]
+                                  self._ctx.settings.session_ttl_seconds)
 
     async def feed_store(self, session_id: str, fields: dict[str, Any], message: dict[str, Any] | None) -> None:
         """The transcript store's copy of a write, one XADD per record."""
@@ -185,6 +205,11 @@ class SessionWriter:
         if message is not None and (record := transcript_feed.result_record(session_id, message)) is not None:
             records.append(record)
         return records
+
+
+def _appends_audio(action: sa.Action) -> bool:
+    """A partial by reference with audio the session's stream does not have yet."""
+    return isinstance(action, sa.QueueAudio) and action.append_from is not None
 
 
 #: One script call's writes (consecutive writes of a batch), or any other action alone.

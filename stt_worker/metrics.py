@@ -13,6 +13,10 @@ INFERENCE_SECONDS = Histogram(
 BATCH_SIZE = Histogram("stt_batch_size", "Jobs per inference batch", buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32))
 JOBS = Counter("stt_jobs_total", "STT jobs by kind and outcome", ["kind", "outcome"])
 SKIPPED_PARTIALS = Counter("stt_partials_skipped_total", "Partial jobs skipped without inference", ["reason"])
+SESSION_AUDIO_READ_SECONDS = Counter(
+    "stt_session_audio_read_seconds_total",
+    "Seconds of audio read from the sessions' audio streams for partials by reference (bytes = 32000 x this)",
+)
 MODEL_LOAD_SECONDS = Gauge("stt_model_load_seconds", "Time the model took to load")
 QUEUE_WAIT_SECONDS = Histogram(
     "stt_queue_wait_seconds",

@@ -4,7 +4,9 @@ Each batch from the shared consumer loop goes through the job selector (finals f
 partials skipped without inference), then one inference call in a worker thread (never on
 the event loop; one batch at a time), then every result is published in one pipeline:
 ``final``/``realtime`` on ``result_stream:{session}``, and finals whose session wants a translation
-also on ``transcriptions``. Only then does the consumer acknowledge the entries.
+also on ``transcriptions``. Only then does the consumer acknowledge the entries. A partial
+names its audio on the session's audio stream instead of carrying it
+(``stt_worker.session_audio``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +28,7 @@ from common.worker import StreamWorker
 from stt_worker import metrics
 from stt_worker.engine import EngineOptions, TranscribeRequest, Transcript, WhisperEngine
 from stt_worker.scheduling import JobDescriptor, JobSelector
+from stt_worker.session_audio import SessionAudioCache
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ class SttWorker(StreamWorker[Job]):
         self.model_path = model_path
         self.engine: WhisperEngine | None = None
         self.selector = JobSelector(partial_max_age=settings.partial_max_age)
+        self.session_audio = SessionAudioCache()  # what partials by reference name
 
     def job_streams(self) -> list[str]:
         return bus.audio_jobs_streams(self.stt_settings.shard_subset())
@@ -100,6 +105,9 @@ class SttWorker(StreamWorker[Job]):
             skipped += [(e, "backlog") for e in partials]
             partials = []
         if partials:
+            partials, missing = await self._with_session_audio(partials, now)
+            skipped += [(e, "audio_missing") for e in missing]
+        if partials:
             await self._run_and_publish(partials)
         if batch:
             await self._run_and_publish(batch)
@@ -113,6 +121,25 @@ class SttWorker(StreamWorker[Job]):
                     bus.publish_result(pipe, self._skipped(job), self.settings.session_ttl_seconds)
                 await pipe.execute()
         return [e.id for e in entries]
+
+    async def _with_session_audio(
+        self, entries: list[Entry[Job]], now: float
+    ) -> tuple[list[Entry[Job]], list[Entry[Job]]]:
+        """Partials by reference with their audio from the session's stream, and those whose
+        audio is gone (trimmed, expired): those are skipped, like a stale partial."""
+        assert self.redis is not None
+        ready: list[Entry[Job]] = []
+        missing: list[Entry[Job]] = []
+        for entry in entries:
+            job = entry.job[0]
+            if job.audio_samples is not None:
+                audio = await self.session_audio.audio(self.redis, job, now)
+                if audio is None:
+                    missing.append(entry)
+                    continue
+                entry = replace(entry, job=(job, audio))
+            ready.append(entry)
+        return ready, missing
 
     async def _backlogged(self, in_hand: int) -> bool:
         """True when a full batch of other jobs is already waiting behind this one."""

@@ -1,0 +1,76 @@
+"""Partials by reference, through SessionCore: what each partial asks the writer to append
+to the session's audio stream, against the audio it names.
+
+Pure and clock-driven: synthetic voiced audio fed to the real segmenter in 100 ms chunks;
+each partial is answered with stable words (so successive hypotheses agree and commits move
+the tail's start), and a write failure is reported for some. No sockets, no Redis, no model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common import bus
+from common.settings import GatewaySettings
+from gateway.session_actions import Action, Clock, QueueAudio
+from gateway.session_core import SessionCore
+from tests.synthetic_speech import SR, compose, vowel
+
+SETTINGS = GatewaySettings(use_silero=False, idle_timeout_seconds=1e6, max_session_seconds=1e7)
+CHUNK = SR // 10
+
+
+def words_for(job: bus.AudioJob) -> list[bus.Word]:
+    """A word every 0.4 s of the job's audio, named by its time: every hypothesis agrees."""
+    start = job.audio_start if job.audio_start is not None else job.start
+    out, t = [], float(np.ceil(start / 0.4) * 0.4)
+    while t + 0.3 <= job.end:
+        out.append(bus.Word(word=f" w{round(t / 0.4)}", start=t, end=t + 0.3, probability=0.9))
+        t += 0.4
+    return out
+
+
+@pytest.mark.parametrize("fail_every", [0, 3])
+def test_every_partial_names_audio_that_was_appended_once(fail_every: int) -> None:
+    pcm = compose([(0.5, vowel(12.0))])  # one long turn, no pause
+    core = SessionCore(SETTINGS, "s1", Clock(100.0, 1.7e9))
+    t = 0.0
+    stream: list[tuple[int, np.ndarray]] = []  # (first sample, audio) appended, in order
+    partials: list[QueueAudio] = []
+
+    def take(actions: list[Action]) -> None:
+        for a in actions:
+            if isinstance(a, QueueAudio) and a.job.kind == "partial":
+                partials.append(a)
+                first, last = a.job.audio_samples  # type: ignore[misc]
+                assert last - first == len(a.audio) and a.append_from is not None
+                assert first <= a.append_from <= last
+                if fail_every and len(partials) % fail_every == 0:
+                    take(core.write_failed(a, Clock(100.0 + t, 1.7e9 + t)))  # Redis refused it
+                    continue
+                if a.append_from < last:
+                    stream.append((a.append_from, a.audio[a.append_from - first :]))
+                # The worker's view: the samples the job names, from what is on the stream.
+                held = np.full(last, -1, np.int32)
+                for s, chunk in stream:
+                    held[s : s + len(chunk)] = chunk[: max(0, last - s)]
+                assert np.array_equal(held[first:last], pcm[first:last].astype(np.int32))
+                take(core.on_result(bus.PartialResult(
+                    session_id="s1", segment_id=a.job.segment_id, utterance_index=a.job.utterance_index,
+                    partial_seq=a.job.partial_seq, text="x", words=words_for(a.job),
+                    audio_start=a.job.audio_start, audio_end=a.job.end,
+                ), Clock(100.0 + t, 1.7e9 + t)))
+
+    for i in range(0, len(pcm), CHUNK):
+        t = round(t + CHUNK / SR, 3)
+        take(core.feed(pcm[i : i + CHUNK], Clock(100.0 + t, 1.7e9 + t)))
+
+    assert len(partials) >= 8
+    tails = sum(len(p.audio) for p in partials)
+    appended = sum(len(chunk) for _s, chunk in stream)
+    # Commits moved the tail's start (the tails stay short) ...
+    assert max(p.job.audio_samples[0] for p in partials) > 4 * SR  # type: ignore[index]
+    # ... and the stream got each sample about once, where inline jobs carried every tail.
+    assert appended <= len(pcm)
+    assert appended < tails / 2
