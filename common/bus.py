@@ -329,6 +329,10 @@ class PartialResult(_Message):
     worker: str = ""
     inference_seconds: float = 0.0
     skipped: bool = Field(default=False, description="Not run: the partial slot is free again.")
+    skip_reason: str | None = Field(
+        default=None, description="Why it was not run (the worker's metric label): stale, backlog, or "
+        "audio_missing (a partial by reference whose audio the session's stream no longer holds).",
+    )
 
 
 class FinalResult(_Message):
@@ -430,6 +434,9 @@ def decode_audio_job(fields: dict[Any, Any]) -> tuple[AudioJob, np.ndarray]:
         raise MalformedMessage("audio job payload is not 16-bit PCM bytes")
     return job, np.frombuffer(audio, dtype="<i2").astype(np.int16)
 
+
+#: A partial's ``skip_reason`` when the session's audio stream no longer holds its samples.
+SKIP_AUDIO_MISSING: Final = "audio_missing"
 
 #: Appends a session's audio stream keeps. Each is the audio since the session's previous
 #: partial (a partial interval, a fraction of a second), so this is tens of seconds, and a

@@ -584,6 +584,10 @@ class SessionCore:
         self.scheduler.on_result(result.utterance_index, result.partial_seq)
         if result.skipped:
             metrics.PARTIAL_JOBS.labels("skipped").inc()
+            if result.skip_reason == bus.SKIP_AUDIO_MISSING:
+                # The session's audio stream lost what this core appended (a Redis restart, an
+                # expiry): the next partial appends its whole tail again.
+                self._appended = None
             return []
         self._last_partial = result
         if result.text.strip() and result.audio_start is not None and result.audio_end is not None:

@@ -106,7 +106,7 @@ class SttWorker(StreamWorker[Job]):
             partials = []
         if partials:
             partials, missing = await self._with_session_audio(partials, now)
-            skipped += [(e, "audio_missing") for e in missing]
+            skipped += [(e, bus.SKIP_AUDIO_MISSING) for e in missing]
         if partials:
             await self._run_and_publish(partials)
         if batch:
@@ -118,7 +118,7 @@ class SttWorker(StreamWorker[Job]):
                     metrics.JOBS.labels("partial", "skipped").inc()
                     job = entry.job[0]
                     # Tell the gateway the partial slot is free again; it forwards nothing.
-                    bus.publish_result(pipe, self._skipped(job), self.settings.session_ttl_seconds)
+                    bus.publish_result(pipe, self._skipped(job, reason), self.settings.session_ttl_seconds)
                 await pipe.execute()
         return [e.id for e in entries]
 
@@ -275,7 +275,7 @@ class SttWorker(StreamWorker[Job]):
             "worker": self.worker_name, "language": t.language or "", "audio_seconds": round(job.end - job.start, 3),
         })
 
-    def _skipped(self, job: bus.AudioJob) -> bus.PartialResult:
+    def _skipped(self, job: bus.AudioJob, reason: str) -> bus.PartialResult:
         return bus.PartialResult(
             session_id=job.session_id,
             segment_id=job.segment_id,
@@ -284,4 +284,5 @@ class SttWorker(StreamWorker[Job]):
             text="",
             worker=self.worker_name,
             skipped=True,
+            skip_reason=reason,
         )

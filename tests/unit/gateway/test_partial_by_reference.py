@@ -74,3 +74,31 @@ def test_every_partial_names_audio_that_was_appended_once(fail_every: int) -> No
     # ... and the stream got each sample about once, where inline jobs carried every tail.
     assert appended <= len(pcm)
     assert appended < tails / 2
+
+
+def test_a_partial_skipped_for_missing_audio_makes_the_next_append_its_whole_tail() -> None:
+    """The stream lost what the core appended (a Redis restart, an expiry): the worker skips
+    the partial (``audio_missing``) and the next partial carries its whole tail to the stream."""
+    pcm = compose([(0.5, vowel(4.0))])
+    core = SessionCore(SETTINGS, "s1", Clock(100.0, 1.7e9))
+    partials: list[QueueAudio] = []
+    t = 0.0
+    for i in range(0, len(pcm), CHUNK):
+        t = round(t + CHUNK / SR, 3)
+        clock = Clock(100.0 + t, 1.7e9 + t)
+        for a in core.feed(pcm[i : i + CHUNK], clock):
+            if isinstance(a, QueueAudio) and a.job.kind == "partial":
+                partials.append(a)
+                skip = len(partials) == 2
+                core.on_result(bus.PartialResult(
+                    session_id="s1", segment_id=a.job.segment_id, utterance_index=a.job.utterance_index,
+                    partial_seq=a.job.partial_seq, text="" if skip else "x", skipped=skip,
+                    skip_reason=bus.SKIP_AUDIO_MISSING if skip else None,
+                    audio_start=a.job.audio_start, audio_end=a.job.end,
+                ), clock)
+    assert len(partials) >= 4
+    first_of = [p.job.audio_samples[0] for p in partials]  # type: ignore[index]
+    appends = [p.append_from for p in partials]
+    assert appends[1] > first_of[1]  # the second appended only what was new ...
+    assert appends[2] == first_of[2]  # ... it was skipped for missing audio: the third sends it all
+    assert appends[3] > first_of[3]  # and then only the new audio again
