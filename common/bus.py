@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import zlib
 from collections.abc import Sequence
@@ -165,7 +166,7 @@ def gateway_wake_key(gateway: str) -> str:
 def session_audio_key(session_id: str) -> str:
     """Stream of a session's recent audio, which partial jobs name by sample range instead of
     carrying it (``AudioJob.audio_samples``): each sample is put on the bus once, however many
-    partials re-read it. Capped at ``SESSION_AUDIO_MAXLEN`` appends, TTL."""
+    partials re-read it. Capped at ``session_audio_maxlen`` appends, TTL."""
     return f"session_audio:{_tagged(session_id)}"
 
 
@@ -438,20 +439,22 @@ def decode_audio_job(fields: dict[Any, Any]) -> tuple[AudioJob, np.ndarray]:
 #: A partial's ``skip_reason`` when the session's audio stream no longer holds its samples.
 SKIP_AUDIO_MISSING: Final = "audio_missing"
 
-#: Appends a session's audio stream keeps. Each is the audio since the session's previous
-#: partial (a partial interval, a fraction of a second), so this is tens of seconds, and a
-#: partial names only the uncommitted tail of a turn, which commits keep to a few seconds.
-SESSION_AUDIO_MAXLEN: Final = 128
+def session_audio_maxlen(max_uncommitted_seconds: float, partial_interval: float) -> int:
+    """Appends a session's audio stream keeps: enough for the longest uncommitted tail a
+    partial can name (``MAX_UNCOMMITTED_SECONDS`` plus the overlap and a margin) at the
+    fastest append rate, one per partial interval. A slower rate (a busy worker) makes each
+    append longer, so the appends kept cover more time, never less."""
+    return math.ceil((max_uncommitted_seconds + 2.0) / partial_interval) + 4
 
 
-def add_session_audio(pipe: Any, session_id: str, first: int, pcm: np.ndarray, ttl: int) -> None:
+def add_session_audio(pipe: Any, session_id: str, first: int, pcm: np.ndarray, ttl: int, maxlen: int) -> None:
     """Queue on ``pipe`` the append of ``pcm`` (int16, from session sample ``first``) to the
-    session's audio stream (capped, TTL)."""
+    session's audio stream, capped exactly at ``maxlen`` appends (an approximate cap trims only
+    whole stream nodes of 100 entries: far more audio than a tail needs), TTL."""
     if pcm.dtype != np.int16 or pcm.ndim != 1:
         raise ValueError("audio must be a 1-D int16 array")
     key = session_audio_key(session_id)
-    pipe.xadd(key, {"s": str(first), "a": pcm.astype("<i2").tobytes()}, maxlen=SESSION_AUDIO_MAXLEN,
-              approximate=True)
+    pipe.xadd(key, {"s": str(first), "a": pcm.astype("<i2").tobytes()}, maxlen=maxlen, approximate=False)
     pipe.expire(key, ttl)
 
 

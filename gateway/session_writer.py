@@ -187,8 +187,10 @@ class SessionWriter:
         new = action.audio[max(0, action.append_from - first):]  # type: ignore[operator]
         metrics.JOB_AUDIO_SECONDS.labels("session_audio").inc(len(new) / 16000)
         if len(new):
+            s = self._ctx.settings
             bus.add_session_audio(pipe, job.session_id, action.append_from, new,  # type: ignore[arg-type]
-                                  self._ctx.settings.session_ttl_seconds)
+                                  s.session_ttl_seconds,
+                                  bus.session_audio_maxlen(s.max_uncommitted_seconds, s.stt_send_interval))
 
     async def feed_store(self, session_id: str, fields: dict[str, Any], message: dict[str, Any] | None) -> None:
         """The transcript store's copy of a write, one XADD per record."""

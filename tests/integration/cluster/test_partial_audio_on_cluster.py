@@ -27,6 +27,7 @@ from stt_worker.session_audio import SessionAudioCache
 pytestmark = pytest.mark.integration
 
 SR = 16000
+SETTINGS = SimpleNamespace(session_ttl_seconds=60, max_uncommitted_seconds=8.0, stt_send_interval=0.5)
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ async def test_partials_by_reference_on_a_cluster(cluster_client: Any) -> None:
     store = SessionStore(cluster_client, ttl_seconds=60, log_maxlen=100)
     await store.create(session, "me", SessionConfig(), owner="", secret="x")
     ctx = SimpleNamespace(redis=cluster_client, store=store, router=ResultRouter(cluster_client), name="gw",
-                          settings=SimpleNamespace(session_ttl_seconds=60))
+                          settings=SETTINGS)
     writer = SessionWriter(ctx, "me", lambda: session, lambda sid, item: None, lambda: None)  # type: ignore[arg-type]
     appended = 0
     for seq, (first, last) in enumerate(tails):

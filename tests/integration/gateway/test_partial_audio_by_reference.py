@@ -21,6 +21,7 @@ from stt_worker.session_audio import SessionAudioCache
 pytestmark = pytest.mark.integration
 
 SR = 16000
+SETTINGS = SimpleNamespace(session_ttl_seconds=60, max_uncommitted_seconds=8.0, stt_send_interval=0.5)
 
 
 def speech(seconds: float, seed: int) -> np.ndarray:
@@ -38,7 +39,7 @@ async def write(redis: Any, session: str, actions: list[sa.Action]) -> None:
     store = SessionStore(redis, ttl_seconds=60, log_maxlen=100)
     await store.create(session, "me", SessionConfig(), owner="", secret="x")
     ctx = SimpleNamespace(redis=redis, store=store, router=ResultRouter(redis), name="gw",
-                          settings=SimpleNamespace(session_ttl_seconds=60))
+                          settings=SETTINGS)
     writer = SessionWriter(ctx, "me", lambda: session, lambda sid, item: None, lambda: None)  # type: ignore[arg-type]
     for action in actions:
         writer.put(action)
@@ -115,3 +116,17 @@ async def test_idle_sessions_are_dropped_from_the_cache(redis_client: Any) -> No
     job = (await jobs(redis_client, "c"))[0][0]
     await cache.audio(redis_client, job, now=100.0)
     assert len(cache) == 1  # the others were idle for over 10 s
+
+
+async def test_the_stream_keeps_only_what_the_longest_tail_needs(redis_client: Any) -> None:
+    """A long turn's appends: the stream is capped at exactly the appends the longest
+    uncommitted tail (8 s plus a margin, at one append per 0.5 s) can name."""
+    audio = speech(30.0, seed=6)
+    actions: list[sa.Action] = [partial("s5", seq, seq * 8000, (seq + 1) * 8000, seq * 8000, audio)
+                                for seq in range(60)]
+    await write(redis_client, "s5", actions)
+    maxlen = bus.session_audio_maxlen(8.0, 0.5)
+    assert maxlen == 24
+    entries = await redis_client.xrange(bus.session_audio_key("s5"))
+    assert len(entries) == maxlen  # exact: an approximate cap would keep whole 100-entry nodes
+    assert bus.decode_session_audio(entries[0][1])[0] == (60 - maxlen) * 8000  # the newest kept
