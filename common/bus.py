@@ -440,8 +440,9 @@ def decode_audio_job(fields: dict[Any, Any]) -> tuple[AudioJob, np.ndarray]:
 SKIP_AUDIO_MISSING: Final = "audio_missing"
 
 def session_audio_maxlen(max_uncommitted_seconds: float, partial_interval: float) -> int:
-    """Appends a session's audio stream keeps: enough for the longest uncommitted tail a
-    partial can name (``MAX_UNCOMMITTED_SECONDS`` plus the overlap and a margin) at the
+    """Appends a session's audio stream keeps: enough for the longest audio a partial can
+    name (the uncommitted tail, ``MAX_UNCOMMITTED_SECONDS``; without streaming commits the
+    utterance so far, ``MAX_SEGMENT_SECONDS``), plus the overlap and a margin, at the
     fastest append rate, one per partial interval. A slower rate (a busy worker) makes each
     append longer, so the appends kept cover more time, never less."""
     return math.ceil((max_uncommitted_seconds + 2.0) / partial_interval) + 4

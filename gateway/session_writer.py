@@ -188,9 +188,10 @@ class SessionWriter:
         metrics.JOB_AUDIO_SECONDS.labels("session_audio").inc(len(new) / 16000)
         if len(new):
             s = self._ctx.settings
+            # Without streaming commits a partial names its whole utterance so far.
+            longest = s.max_uncommitted_seconds if s.streaming_commits else s.max_segment_seconds
             bus.add_session_audio(pipe, job.session_id, action.append_from, new,  # type: ignore[arg-type]
-                                  s.session_ttl_seconds,
-                                  bus.session_audio_maxlen(s.max_uncommitted_seconds, s.stt_send_interval))
+                                  s.session_ttl_seconds, bus.session_audio_maxlen(longest, s.stt_send_interval))
 
     async def feed_store(self, session_id: str, fields: dict[str, Any], message: dict[str, Any] | None) -> None:
         """The transcript store's copy of a write, one XADD per record."""

@@ -21,7 +21,8 @@ from stt_worker.session_audio import SessionAudioCache
 pytestmark = pytest.mark.integration
 
 SR = 16000
-SETTINGS = SimpleNamespace(session_ttl_seconds=60, max_uncommitted_seconds=8.0, stt_send_interval=0.5)
+SETTINGS = SimpleNamespace(session_ttl_seconds=60, max_uncommitted_seconds=8.0, stt_send_interval=0.5,
+                           streaming_commits=True, max_segment_seconds=30.0)
 
 
 def speech(seconds: float, seed: int) -> np.ndarray:
