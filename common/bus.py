@@ -258,7 +258,8 @@ class AudioJob(_Message):
     target_language: str | None = None
     prompt: str | None = Field(
         default=None, description="Committed text before this audio (the turn's earlier finals, or the "
-        "previous final of the session); partials carry it too.",
+        "previous final of the session); partials carry it too. None on a final whose audio repeats an "
+        "overlap: those words are heard again, and prompted as well beam search skips them and stops early.",
     )
     word_timestamps: bool = Field(
         default=False, description="Return words with times (finals: the client asked; partials: the "

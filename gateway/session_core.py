@@ -402,7 +402,11 @@ class SessionCore:
             segment_id=bus.segment_id(self.session_id, index), start=round(commit.start, 3),
             end=round(commit.end, 3), audio_start=round(commit.audio_start, 3),
             source_language=c.source_language, source_languages=c.source_languages, language_hint=self.language.hint,
-            target_language=None if overlaps else c.target_language, prompt=span.prompt,
+            target_language=None if overlaps else c.target_language,
+            # Audio that repeats the overlap already gives the model the committed words; with
+            # them in the prompt as well, beam search on base skips them and often stops early
+            # ("so we are going" for "so we are going for a walk in the park").
+            prompt=None if overlaps else span.prompt,
             word_timestamps=c.word_timestamps, commit=commit.reason if self.turns.enabled else None,
             created_at=clock.wall, speech_end_at=speech_end_at,
         )
