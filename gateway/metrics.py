@@ -15,7 +15,9 @@ COMMITS = Counter(
     "turn_end", ["reason"]
 )
 JOB_AUDIO_SECONDS = Counter(
-    "gateway_job_audio_seconds_total", "Seconds of audio put on audio_jobs, by job kind (bytes = 32000 x this)",
+    "gateway_job_audio_seconds_total",
+    "Seconds of audio put on the bus (bytes = 32000 x this): in audio_jobs entries by job kind (final; "
+    "partial, 0 since partials name theirs), and session_audio, the sessions' audio streams partials name",
     ["kind"],
 )
 PARTIAL_AUDIO_SECONDS = Histogram(

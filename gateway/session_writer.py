@@ -109,7 +109,7 @@ class SessionWriter:
             else:
                 if _appends_audio(action):  # a cluster: its audio first, then (another slot) the job
                     async with ctx.redis.pipeline(transaction=False) as pipe:
-                        self._queue_session_audio(pipe, action)  # type: ignore[arg-type]
+                        self._queue_session_audio(pipe, action)
                         await pipe.execute()
                 if (command := self._job_command(ctx.redis, action)) is not None:
                     await command
@@ -143,7 +143,7 @@ class SessionWriter:
                     if _appends_audio(group):
                         # Before the job, in the same round trip: a worker reading the job
                         # finds its audio on the session's stream.
-                        self._queue_session_audio(pipe, group)  # type: ignore[arg-type]
+                        self._queue_session_audio(pipe, group)
                         replies[-1] = (len(pipe), group)  # the job's reply is the one to check
                     self._job_command(pipe, group)
             try:
@@ -181,17 +181,19 @@ class SessionWriter:
             return client.xadd(bus.transcriptions_stream(text_job.session_id), bus.encode_transcription_job(text_job))
         return None
 
-    def _queue_session_audio(self, pipe: Any, action: sa.QueueAudio) -> None:
+    def _queue_session_audio(self, pipe: Any, action: sa.Action) -> None:
         """The part of a partial's audio the session's audio stream does not have yet."""
-        job, first = action.job, action.job.audio_samples[0]  # type: ignore[index]
-        new = action.audio[max(0, action.append_from - first):]  # type: ignore[operator]
+        assert isinstance(action, sa.QueueAudio)
+        job, append_from = action.job, action.append_from
+        assert job.audio_samples is not None and append_from is not None
+        new = action.audio[max(0, append_from - job.audio_samples[0]) :]
         metrics.JOB_AUDIO_SECONDS.labels("session_audio").inc(len(new) / 16000)
         if len(new):
             s = self._ctx.settings
             # Without streaming commits a partial names its whole utterance so far.
             longest = s.max_uncommitted_seconds if s.streaming_commits else s.max_segment_seconds
-            bus.add_session_audio(pipe, job.session_id, action.append_from, new,  # type: ignore[arg-type]
-                                  s.session_ttl_seconds, bus.session_audio_maxlen(longest, s.stt_send_interval))
+            bus.add_session_audio(pipe, job.session_id, append_from, new, s.session_ttl_seconds,
+                                  bus.session_audio_maxlen(longest, s.stt_send_interval))
 
     async def feed_store(self, session_id: str, fields: dict[str, Any], message: dict[str, Any] | None) -> None:
         """The transcript store's copy of a write, one XADD per record."""
