@@ -119,6 +119,9 @@ class Figures:
     #: Final job queued -> its result at the gateway, minus inference (p50, p95 seconds; from
     #: the gateway's histogram): Redis hops, and waiting behind the worker's partial batches.
     overhead: tuple[float, float] = (float("nan"), float("nan"))
+    #: Audio the worker read back from the sessions' audio streams, per second streamed (not on
+    #: the bus figure: that counts what was put on it).
+    read_back: float = float("nan")
 
 
 def analyse(runs: list[ClientRun]) -> Figures:
@@ -197,10 +200,13 @@ def bus_audio_seconds() -> dict[str, float]:
 def worker_read_seconds(port: int) -> float:
     """Audio the STT worker read back from the sessions' audio streams (partials by reference),
     from its ``/metrics``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    for line in text.splitlines():
-        if line.startswith("stt_session_audio_read_seconds_total "):
-            return float(line.split()[1])
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "stt_session_audio_read_seconds_total":
+                return float(sample.value)
     return 0.0
 
 
@@ -296,18 +302,16 @@ async def run_round(stack: Stack, clips: list[Clip], audio: dict[str, bytes], n:
     await asyncio.gather(*(run_client(stack.url, r, audio[r.clip.name], longest * 2 + 60) for r in runs))
     streamed = sum(r.clip.duration for r in runs)
     after, overhead_after = bus_audio_seconds(), overhead_buckets()
-    # Read back, not put on: shown beside the bus figure, not summed into it.
-    after["read back"] = await asyncio.to_thread(worker_read_seconds, stack.worker_port)
-    before["read back"] = read_before
+    read_after = await asyncio.to_thread(worker_read_seconds, stack.worker_port)
     figures = analyse(runs)
+    figures.read_back = (read_after - read_before) / streamed
     figures.overhead = (histogram_quantile(overhead_before, overhead_after, 0.5),
                         histogram_quantile(overhead_before, overhead_after, 0.95))
     return figures, {k: (v - before.get(k, 0.0)) / streamed for k, v in after.items()}, runs
 
 
 def row(label: str, f: Figures, offline: float, bus: dict[str, float], rss: float) -> str:
-    read = bus.pop("read back", 0.0)
-    kinds = " + ".join(f"{k} {v:.2f}" for k, v in sorted(bus.items())) + f"; read back {read:.2f}"
+    kinds = " + ".join(f"{k} {v:.2f}" for k, v in sorted(bus.items())) + f"; read back {f.read_back:.2f}"
     return (f"| {label} | {f.clients} | {pct(f.sentence_latency, 50):.2f} / {pct(f.sentence_latency, 95):.2f} | "
             f"{pct(f.first_partial, 50):.2f} / {pct(f.first_partial, 95):.2f} | {f.streaming_wer:.3f} | "
             f"{offline:.3f} | "

@@ -431,14 +431,20 @@ def decode_audio_job(fields: dict[Any, Any]) -> tuple[AudioJob, np.ndarray]:
         job = AudioJob.model_validate_json(_field(fields, "meta"))
     except ValidationError as exc:
         raise MalformedMessage(f"audio job metadata invalid: {_summary(exc)}") from None
-    audio = _field(fields, "audio")
+    return job, _pcm_field(fields, "audio", "audio job payload")
+
+
+def _pcm_field(fields: dict[Any, Any], name: str, what: str) -> np.ndarray:
+    """A field of 16-bit little-endian PCM bytes as an int16 array (a copy)."""
+    audio = _field(fields, name)
     if not isinstance(audio, bytes | bytearray) or len(audio) % 2:
-        raise MalformedMessage("audio job payload is not 16-bit PCM bytes")
-    return job, np.frombuffer(audio, dtype="<i2").astype(np.int16)
+        raise MalformedMessage(f"{what} is not 16-bit PCM bytes")
+    return np.frombuffer(audio, dtype="<i2").astype(np.int16)
 
 
 #: A partial's ``skip_reason`` when the session's audio stream no longer holds its samples.
 SKIP_AUDIO_MISSING: Final = "audio_missing"
+
 
 def session_audio_maxlen(max_uncommitted_seconds: float, partial_interval: float) -> int:
     """Appends a session's audio stream keeps: enough for the longest audio a partial can
@@ -466,10 +472,9 @@ def decode_session_audio(fields: dict[Any, Any]) -> tuple[int, np.ndarray]:
         first = int(_field(fields, "s"))
     except (TypeError, ValueError):
         raise MalformedMessage("session audio entry has no valid start sample") from None
-    audio = _field(fields, "a")
-    if first < 0 or not isinstance(audio, bytes | bytearray) or len(audio) % 2:
-        raise MalformedMessage("session audio entry is not 16-bit PCM from a sample index")
-    return first, np.frombuffer(audio, dtype="<i2").astype(np.int16)
+    if first < 0:
+        raise MalformedMessage("session audio entry starts before the session")
+    return first, _pcm_field(fields, "a", "session audio entry")
 
 
 def encode_transcription_job(job: TranscriptionJob) -> dict[Any, Any]:

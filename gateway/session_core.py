@@ -452,7 +452,7 @@ class SessionCore:
             if action.append_from is not None and self._appended is not None:
                 # What was to be appended is not on the stream: the next partial appends it again.
                 lo, hi = self._appended
-                self._appended = (lo, max(lo, min(hi, action.append_from))) if action.append_from > lo else None
+                self._appended = (lo, min(hi, action.append_from)) if action.append_from > lo else None
             return self.queue_failed(action.job, clock)
         if isinstance(action, QueueTranslation) and action.job.utterance_index is not None:
             return self.translation_failed(action.job.utterance_index, clock)

@@ -24,10 +24,10 @@ import numpy as np
 
 from common import bus
 from stt_worker import metrics
+from stt_worker.engine import SAMPLE_RATE as SR
 
 log = logging.getLogger(__name__)
 
-SR = 16000
 KEEP_BEHIND = SR  # samples kept before the start of the latest range asked for
 IDLE_SECONDS = 120.0
 MAX_SESSIONS = 1024
@@ -36,31 +36,30 @@ MAX_SESSIONS = 1024
 @dataclass
 class _Run:
     start: int = 0  # session sample of pcm[0]
-    pcm: bytearray = field(default_factory=bytearray)  # int16 little-endian
+    pcm: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
     last_id: str | None = None  # the last stream entry read
     used_at: float = 0.0
 
     @property
     def end(self) -> int:
-        return self.start + len(self.pcm) // 2
+        return self.start + len(self.pcm)
 
     def put(self, first: int, pcm: np.ndarray) -> None:
-        if self.start <= first <= self.end and self.pcm:
-            del self.pcm[(first - self.start) * 2 :]
+        if len(self.pcm) and self.start <= first <= self.end:
+            self.pcm = np.concatenate((self.pcm[: first - self.start], pcm))
         else:
-            self.start, self.pcm = first, bytearray()
-        self.pcm += pcm.astype("<i2").tobytes()
+            self.start, self.pcm = first, pcm
 
     def trim(self, keep_from: int) -> None:
-        drop = min(len(self.pcm) // 2, max(0, keep_from - self.start))
+        drop = min(len(self.pcm), max(0, keep_from - self.start))
         if drop:
-            del self.pcm[: drop * 2]
+            self.pcm = self.pcm[drop:]
             self.start += drop
 
     def slice(self, a: int, b: int) -> np.ndarray | None:
         if a < self.start or b > self.end or b < a:
             return None
-        return np.frombuffer(bytes(self.pcm[(a - self.start) * 2 : (b - self.start) * 2]), dtype="<i2").astype(np.int16)
+        return self.pcm[a - self.start : b - self.start].copy()
 
 
 class SessionAudioCache:

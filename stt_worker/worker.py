@@ -128,17 +128,19 @@ class SttWorker(StreamWorker[Job]):
         """Partials by reference with their audio from the session's stream, and those whose
         audio is gone (trimmed, expired): those are skipped, like a stale partial."""
         assert self.redis is not None
-        ready: list[Entry[Job]] = []
-        missing: list[Entry[Job]] = []
-        for entry in entries:
+        redis = self.redis
+
+        async def resolved(entry: Entry[Job]) -> Entry[Job] | None:
             job = entry.job[0]
-            if job.audio_samples is not None:
-                audio = await self.session_audio.audio(self.redis, job, now)
-                if audio is None:
-                    missing.append(entry)
-                    continue
-                entry = replace(entry, job=(job, audio))
-            ready.append(entry)
+            if job.audio_samples is None:
+                return entry
+            audio = await self.session_audio.audio(redis, job, now)
+            return None if audio is None else replace(entry, job=(job, audio))
+
+        # The batch's reads at once (one session each, as one partial is in flight per session).
+        found = await asyncio.gather(*(resolved(e) for e in entries))
+        ready = [e for e in found if e is not None]
+        missing = [e for e, f in zip(entries, found, strict=True) if f is None]
         return ready, missing
 
     async def _backlogged(self, in_hand: int) -> bool:

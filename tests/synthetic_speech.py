@@ -1,12 +1,15 @@
 """Synthetic speech for VAD-driven tests: voiced sounds both VADs take for speech, in faint noise.
 
 No model and no fixture file: the segmenter tests and the session tests that need real pauses
-(streaming commits through ``SessionCore.feed``) build their audio from these.
+(streaming commits through ``SessionCore.feed``) build their audio from these, and answer
+partials with :func:`timed_words`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from common import bus
 
 SR = 16000
 
@@ -44,3 +47,16 @@ def compose(parts: list[tuple[float, np.ndarray | None]], seed: int = 0) -> np.n
     x = np.concatenate(chunks)
     x = x + np.random.default_rng(seed).standard_normal(len(x)) * 10 ** (-55 / 20)
     return np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
+
+
+def timed_words(job: bus.AudioJob, step: float, length: float, agree: bool = True) -> list[bus.Word]:
+    """A worker's words for ``job``'s audio: one every ``step`` s, ``length`` s long, named by
+    their time (successive hypotheses agree) or, with ``agree`` False, by the partial's seq
+    (they never do)."""
+    start = job.audio_start if job.audio_start is not None else job.start
+    out, t = [], float(np.ceil(start / step) * step)
+    while t + length <= job.end:
+        name = round(t / step) if agree else f"{job.partial_seq}x{round(t / step)}"
+        out.append(bus.Word(word=f" w{name}", start=t, end=t + length, probability=0.9))
+        t += step
+    return out

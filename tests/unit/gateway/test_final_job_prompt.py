@@ -14,30 +14,16 @@ after the pause). No sockets, no Redis, no model.
 
 from __future__ import annotations
 
-import numpy as np
-
 from common import bus
 from common.settings import GatewaySettings
 from gateway.session_actions import Action, Clock, QueueAudio
 from gateway.session_core import SessionCore
-from tests.synthetic_speech import SR, compose, vowel
+from tests.synthetic_speech import SR, compose, timed_words, vowel
 
 # Pause commits as final jobs (not from the hypothesis), so both kinds of span are jobs.
 SETTINGS = GatewaySettings(use_silero=False, idle_timeout_seconds=1e6, max_session_seconds=1e7,
                            pause_commit_text="final")
 CHUNK = SR // 10
-
-
-def words_for(job: bus.AudioJob, agree: bool) -> list[bus.Word]:
-    """A word every 0.3 s of the job's audio, named by its time (successive hypotheses
-    agree) or by the partial's seq (they never do)."""
-    start = job.audio_start if job.audio_start is not None else job.start
-    out, t = [], float(np.ceil(start / 0.3) * 0.3)
-    while t + 0.25 <= job.end:
-        name = round(t / 0.3) if agree else f"{job.partial_seq}x{round(t / 0.3)}"
-        out.append(bus.Word(word=f" w{name}", start=t, end=t + 0.25, probability=0.9))
-        t += 0.3
-    return out
 
 
 def test_a_span_that_repeats_the_overlap_has_no_prompt_and_one_after_a_pause_keeps_it() -> None:
@@ -56,7 +42,7 @@ def test_a_span_that_repeats_the_overlap_has_no_prompt_and_one_after_a_pause_kee
             clock = Clock(100.0 + t, 1.7e9 + t)
             take(core.on_result(bus.PartialResult(
                 session_id="s1", segment_id=a.job.segment_id, utterance_index=a.job.utterance_index,
-                partial_seq=a.job.partial_seq, text="x", words=words_for(a.job, agree=t < 5.0),
+                partial_seq=a.job.partial_seq, text="x", words=timed_words(a.job, 0.3, 0.25, agree=t < 5.0),
                 audio_start=a.job.audio_start, audio_end=a.job.end,
             ), clock))
 

@@ -15,20 +15,10 @@ from common import bus
 from common.settings import GatewaySettings
 from gateway.session_actions import Action, Clock, QueueAudio
 from gateway.session_core import SessionCore
-from tests.synthetic_speech import SR, compose, vowel
+from tests.synthetic_speech import SR, compose, timed_words, vowel
 
 SETTINGS = GatewaySettings(use_silero=False, idle_timeout_seconds=1e6, max_session_seconds=1e7)
 CHUNK = SR // 10
-
-
-def words_for(job: bus.AudioJob) -> list[bus.Word]:
-    """A word every 0.4 s of the job's audio, named by its time: every hypothesis agrees."""
-    start = job.audio_start if job.audio_start is not None else job.start
-    out, t = [], float(np.ceil(start / 0.4) * 0.4)
-    while t + 0.3 <= job.end:
-        out.append(bus.Word(word=f" w{round(t / 0.4)}", start=t, end=t + 0.3, probability=0.9))
-        t += 0.4
-    return out
 
 
 @pytest.mark.parametrize("fail_every", [0, 3])
@@ -58,7 +48,7 @@ def test_every_partial_names_audio_that_was_appended_once(fail_every: int) -> No
                 assert np.array_equal(held[first:last], pcm[first:last].astype(np.int32))
                 take(core.on_result(bus.PartialResult(
                     session_id="s1", segment_id=a.job.segment_id, utterance_index=a.job.utterance_index,
-                    partial_seq=a.job.partial_seq, text="x", words=words_for(a.job),
+                    partial_seq=a.job.partial_seq, text="x", words=timed_words(a.job, 0.4, 0.3),
                     audio_start=a.job.audio_start, audio_end=a.job.end,
                 ), Clock(100.0 + t, 1.7e9 + t)))
 
