@@ -67,6 +67,13 @@ def _tracer() -> trace.Tracer:
     return trace.get_tracer(_TRACER_NAME)
 
 
+def enabled() -> bool:
+    """Whether a real tracer provider is installed (ours, a test's, or auto-instrumentation's).
+    Without one, a root span would be a no-op anyway: skipping it keeps a final job's path
+    free of span objects (about 40 us per job here)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
 def traceparent_of(span: Span) -> str | None:
     """The W3C ``traceparent`` of ``span``; None for a no-op span (tracing off)."""
     if not span.get_span_context().is_valid:
@@ -95,6 +102,8 @@ def _ns(seconds: float | None) -> int | None:
 def start_utterance(message: M, attributes: Attributes | None = None) -> M:
     """Root span of an utterance, ended at once (it covers the cut and the XADD); returns the
     job with its ``traceparent`` (unchanged when tracing is off)."""
+    if not enabled():
+        return message
     span = _tracer().start_span("gateway.utterance", kind=SpanKind.PRODUCER, attributes=attributes)
     try:
         return _with_traceparent(message, traceparent_of(span))
